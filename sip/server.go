@@ -1,0 +1,311 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/emiago/sipgo"
+	sipmsg "github.com/emiago/sipgo/sip"
+)
+
+// Config describes the SIP endpoint.
+type Config struct {
+	// Listen is where UDP and TCP listeners bind (same port for both).
+	Listen netip.AddrPort
+	// Transports to serve: "udp", "tcp". Empty means both.
+	Transports []string
+	// PublicHost is written into Contact and Via (the address carriers
+	// reach us on, for NAT). Empty means the listen address.
+	PublicHost string
+	// UserAgent, when set, is sent as Server on responses and User-Agent on
+	// requests. Empty sends neither: scanners learn nothing.
+	UserAgent string
+	Logger    *slog.Logger
+}
+
+// CallHandler owns an inbound call from its INVITE to its end. It runs on its
+// own goroutine and must give the INVITE a final answer (Answer or Reject)
+// before it returns; whatever it leaves up is torn down afterwards.
+type CallHandler func(ctx context.Context, call *InboundCall)
+
+// Server is a SIP user agent: inbound calls are handed to a CallHandler,
+// outbound calls are placed with Dial.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	ua      *sipgo.UserAgent
+	srv     *sipgo.Server
+	client  *sipgo.Client
+	dialog  sipgo.DialogUA
+	handler CallHandler
+
+	dialogs  sync.Map // dialog id -> dialogEntry
+	active   atomic.Int64
+	draining atomic.Bool
+	wg       sync.WaitGroup
+}
+
+// dialogEntry is what in-dialog requests are routed to.
+type dialogEntry interface {
+	onAck(req *sipmsg.Request)
+	onBye(req *sipmsg.Request, tx sipmsg.ServerTransaction)
+	onReinvite(req *sipmsg.Request, tx sipmsg.ServerTransaction)
+	onInfo(req *sipmsg.Request, tx sipmsg.ServerTransaction)
+}
+
+// NewServer builds the endpoint; Serve starts it.
+func NewServer(cfg Config, handler CallHandler) (*Server, error) {
+	if !cfg.Listen.IsValid() {
+		return nil, fmt.Errorf("sip: listen address is not set")
+	}
+	if len(cfg.Transports) == 0 {
+		cfg.Transports = []string{"udp", "tcp"}
+	}
+	if cfg.PublicHost == "" {
+		cfg.PublicHost = cfg.Listen.Addr().String()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	opts := []sipgo.UserAgentOption{sipgo.WithUserAgentHostname(cfg.PublicHost)}
+	if cfg.UserAgent != "" {
+		opts = append(opts, sipgo.WithUserAgent(cfg.UserAgent))
+	} else {
+		opts = append(opts, sipgo.WithUserAgent("switchboard"))
+	}
+	ua, err := sipgo.NewUA(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("sip: user agent: %w", err)
+	}
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(cfg.Logger.With("component", "sipgo")))
+	if err != nil {
+		ua.Close()
+		return nil, fmt.Errorf("sip: server: %w", err)
+	}
+	// Pinning the client to the listener makes responses and in-dialog
+	// requests leave from the advertised address and port.
+	client, err := sipgo.NewClient(ua,
+		sipgo.WithClientHostname(cfg.PublicHost),
+		sipgo.WithClientPort(int(cfg.Listen.Port())),
+		sipgo.WithClientConnectionAddr(cfg.Listen.String()),
+		sipgo.WithClientLogger(cfg.Logger.With("component", "sipgo")),
+	)
+	if err != nil {
+		ua.Close()
+		return nil, fmt.Errorf("sip: client: %w", err)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, ua: ua, srv: srv, client: client, handler: handler}
+	s.dialog = sipgo.DialogUA{Client: client, ContactHDR: s.contact("udp")}
+	s.routes()
+	return s, nil
+}
+
+// contact is our Contact for a transport.
+func (s *Server) contact(transport string) sipmsg.ContactHeader {
+	uri := sipmsg.Uri{Scheme: "sip", User: "switchboard", Host: s.cfg.PublicHost, Port: int(s.cfg.Listen.Port())}
+	if transport != "" && transport != "udp" && transport != "UDP" {
+		uri.UriParams = sipmsg.NewParams()
+		uri.UriParams.Add("transport", strings.ToLower(transport))
+	}
+	return sipmsg.ContactHeader{Address: uri}
+}
+
+// Serve listens on the configured transports until ctx ends, then waits for
+// calls in progress to be torn down.
+func (s *Server) Serve(ctx context.Context, ready func()) error {
+	listeners := make([]func() error, 0, 2)
+	var closers []func() error
+	for _, tr := range s.cfg.Transports {
+		switch strings.ToLower(tr) {
+		case "udp":
+			conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(s.cfg.Listen))
+			if err != nil {
+				closeAll(closers)
+				return fmt.Errorf("sip: listen udp %s: %w", s.cfg.Listen, err)
+			}
+			closers = append(closers, conn.Close)
+			listeners = append(listeners, func() error { return s.srv.ServeUDP(conn) })
+		case "tcp":
+			l, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(s.cfg.Listen))
+			if err != nil {
+				closeAll(closers)
+				return fmt.Errorf("sip: listen tcp %s: %w", s.cfg.Listen, err)
+			}
+			closers = append(closers, l.Close)
+			listeners = append(listeners, func() error { return s.srv.ServeTCP(l) })
+		default:
+			closeAll(closers)
+			return fmt.Errorf("sip: unsupported transport %q", tr)
+		}
+	}
+	errs := make(chan error, len(listeners))
+	for _, serve := range listeners {
+		go func() { errs <- serve() }()
+	}
+	if ready != nil {
+		ready()
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errs:
+	}
+	s.draining.Store(true)
+	s.wg.Wait()
+	closeAll(closers)
+	s.ua.Close()
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("sip: serve: %w", err)
+	}
+	return nil
+}
+
+// SetDraining makes new INVITEs get 503 while calls in progress go on.
+func (s *Server) SetDraining(on bool) { s.draining.Store(on) }
+
+// ActiveCalls counts inbound and outbound dialogs in progress.
+func (s *Server) ActiveCalls() int { return int(s.active.Load()) }
+
+func (s *Server) routes() {
+	s.srv.OnInvite(s.onInvite)
+	s.srv.OnAck(s.onAck)
+	s.srv.OnBye(s.onBye)
+	s.srv.OnInfo(s.onInfo)
+	s.srv.OnOptions(s.onOptions)
+	for _, m := range []func(sipgo.RequestHandler){s.srv.OnNotify, s.srv.OnRefer, s.srv.OnUpdate, s.srv.OnPrack} {
+		m(s.inDialogOnly)
+	}
+	for _, m := range []func(sipgo.RequestHandler){s.srv.OnRegister, s.srv.OnSubscribe, s.srv.OnMessage, s.srv.OnPublish} {
+		m(s.notAllowed)
+	}
+	s.srv.OnNoRoute(func(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
+		s.respond(tx, req, 501, "Not Implemented", sipmsg.NewHeader("Allow", allowedMethods))
+	})
+}
+
+const allowedMethods = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO"
+
+func (s *Server) respond(tx sipmsg.ServerTransaction, req *sipmsg.Request, code int, reason string, headers ...sipmsg.Header) {
+	res := sipmsg.NewResponseFromRequest(req, code, reason, nil)
+	s.decorate(res)
+	for _, h := range headers {
+		res.AppendHeader(h)
+	}
+	if err := tx.Respond(res); err != nil {
+		s.log.Debug("sip: respond failed", "code", code, "method", req.Method.String(), "error", err)
+	}
+}
+
+// decorate adds the headers every response carries.
+func (s *Server) decorate(res *sipmsg.Response) {
+	if s.cfg.UserAgent != "" && res.GetHeader("Server") == nil {
+		res.AppendHeader(sipmsg.NewHeader("Server", s.cfg.UserAgent))
+	}
+}
+
+func (s *Server) lookup(req *sipmsg.Request) dialogEntry {
+	id, err := sipmsg.DialogIDFromRequestUAS(req)
+	if err != nil {
+		return nil
+	}
+	v, ok := s.dialogs.Load(id)
+	if !ok {
+		return nil
+	}
+	return v.(dialogEntry)
+}
+
+func (s *Server) onInvite(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
+	if to := req.To(); to != nil && to.Params.Has("tag") {
+		if d := s.lookup(req); d != nil {
+			d.onReinvite(req, tx)
+			return
+		}
+		s.respond(tx, req, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	if s.draining.Load() {
+		s.respond(tx, req, 503, "Service Unavailable", sipmsg.NewHeader("Retry-After", "30"))
+		return
+	}
+	s.wg.Add(1)
+	defer s.wg.Done()
+	s.serveInbound(req, tx)
+}
+
+func (s *Server) onAck(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
+	if d := s.lookup(req); d != nil {
+		d.onAck(req)
+	}
+}
+
+func (s *Server) onBye(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
+	if d := s.lookup(req); d != nil {
+		d.onBye(req, tx)
+		return
+	}
+	s.respond(tx, req, 481, "Call/Transaction Does Not Exist")
+}
+
+func (s *Server) onInfo(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
+	if d := s.lookup(req); d != nil {
+		d.onInfo(req, tx)
+		return
+	}
+	s.respond(tx, req, 481, "Call/Transaction Does Not Exist")
+}
+
+func (s *Server) inDialogOnly(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
+	if s.lookup(req) == nil {
+		s.respond(tx, req, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	s.respond(tx, req, 501, "Not Implemented", sipmsg.NewHeader("Allow", allowedMethods))
+}
+
+func (s *Server) notAllowed(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
+	s.respond(tx, req, 405, "Method Not Allowed", sipmsg.NewHeader("Allow", allowedMethods))
+}
+
+func (s *Server) onOptions(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
+	code, reason := 200, "OK"
+	if s.draining.Load() {
+		code, reason = 503, "Service Unavailable"
+	}
+	s.respond(tx, req, code, reason,
+		sipmsg.NewHeader("Allow", allowedMethods),
+		sipmsg.NewHeader("Accept", "application/sdp"),
+	)
+}
+
+func closeAll(closers []func() error) {
+	for _, c := range closers {
+		_ = c()
+	}
+}
+
+
+// sourceAddr parses the transport source of a request.
+func sourceAddr(req *sipmsg.Request) netip.AddrPort {
+	host, port, err := net.SplitHostPort(req.Source())
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(addr.Unmap(), uint16(p))
+}
