@@ -28,7 +28,9 @@ type ResponseError struct {
 	Reason string
 }
 
-func (e *ResponseError) Error() string { return fmt.Sprintf("sip: call refused: %d %s", e.Code, e.Reason) }
+func (e *ResponseError) Error() string {
+	return fmt.Sprintf("sip: call refused: %d %s", e.Code, e.Reason)
+}
 
 // OutboundCall is a dialog we created with INVITE.
 type OutboundCall struct {
@@ -110,9 +112,9 @@ func (s *Server) Dial(ctx context.Context, target string, offer []byte, opts Dia
 	})
 	if err != nil {
 		dlg.Close()
-		var rv sipgo.ErrDialogResponse
-		if errors.As(err, &rv) {
-			return nil, &ResponseError{Code: rv.Res.StatusCode, Reason: rv.Res.Reason}
+		var rejected *sipgo.ErrDialogResponse
+		if errors.As(err, &rejected) {
+			return nil, &ResponseError{Code: rejected.Res.StatusCode, Reason: rejected.Res.Reason}
 		}
 		return nil, fmt.Errorf("sip: INVITE %s: %w", target, err)
 	}

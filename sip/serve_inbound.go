@@ -55,8 +55,11 @@ func (s *Server) serveInbound(req *sipmsg.Request, tx sipmsg.ServerTransaction) 
 		dlg.Close()
 	}()
 
+	// The call's context ends with the dialog or with the server.
 	ctx, cancel := context.WithCancel(dlg.Context())
 	defer cancel()
+	stop := context.AfterFunc(s.base, cancel)
+	defer stop()
 	s.handler(ctx, call)
 
 	if !call.final.Load() {

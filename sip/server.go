@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/emiago/sipgo"
 	sipmsg "github.com/emiago/sipgo/sip"
@@ -47,7 +48,8 @@ type Server struct {
 	dialog  sipgo.DialogUA
 	handler CallHandler
 
-	dialogs  sync.Map // dialog id -> dialogEntry
+	base     context.Context // ends when Serve's context does
+	dialogs  sync.Map        // dialog id -> dialogEntry
 	active   atomic.Int64
 	draining atomic.Bool
 	wg       sync.WaitGroup
@@ -102,7 +104,7 @@ func NewServer(cfg Config, handler CallHandler) (*Server, error) {
 		ua.Close()
 		return nil, fmt.Errorf("sip: client: %w", err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, ua: ua, srv: srv, client: client, handler: handler}
+	s := &Server{cfg: cfg, log: cfg.Logger, ua: ua, srv: srv, client: client, handler: handler, base: context.Background()}
 	s.dialog = sipgo.DialogUA{Client: client, ContactHDR: s.contact("udp")}
 	s.routes()
 	return s, nil
@@ -121,6 +123,7 @@ func (s *Server) contact(transport string) sipmsg.ContactHeader {
 // Serve listens on the configured transports until ctx ends, then waits for
 // calls in progress to be torn down.
 func (s *Server) Serve(ctx context.Context, ready func()) error {
+	s.base = ctx
 	listeners := make([]func() error, 0, 2)
 	var closers []func() error
 	for _, tr := range s.cfg.Transports {
@@ -150,6 +153,11 @@ func (s *Server) Serve(ctx context.Context, ready func()) error {
 	for _, serve := range listeners {
 		go func() { errs <- serve() }()
 	}
+	if err := s.waitListening(errs); err != nil {
+		s.ua.Close()
+		closeAll(closers)
+		return err
+	}
 	if ready != nil {
 		ready()
 	}
@@ -166,6 +174,36 @@ func (s *Server) Serve(ctx context.Context, ready func()) error {
 		return fmt.Errorf("sip: serve: %w", err)
 	}
 	return nil
+}
+
+// waitListening returns once sipgo has registered the UDP listener in its
+// connection pool: before that, a request we send would try to bind a second
+// socket on the listen address and fail.
+func (s *Server) waitListening(errs chan error) error {
+	tl := s.srv.TransportLayer()
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-errs:
+			return fmt.Errorf("sip: serve: %w", err)
+		default:
+		}
+		ok := true
+		for _, tr := range s.cfg.Transports {
+			if strings.ToLower(tr) == "udp" {
+				if c, err := tl.GetConnection("udp", s.cfg.Listen.String()); err != nil || c == nil {
+					ok = false
+				}
+			} else if tl.GetListenPort(strings.ToLower(tr)) == 0 {
+				ok = false
+			}
+		}
+		if ok {
+			return nil
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return errors.New("sip: listeners did not start")
 }
 
 // SetDraining makes new INVITEs get 503 while calls in progress go on.
@@ -291,7 +329,6 @@ func closeAll(closers []func() error) {
 		_ = c()
 	}
 }
-
 
 // sourceAddr parses the transport source of a request.
 func sourceAddr(req *sipmsg.Request) netip.AddrPort {

@@ -1,0 +1,171 @@
+package media
+
+import (
+	"context"
+	"time"
+
+	"github.com/switchboard-voice/switchboard/rtp"
+)
+
+// pacer sends one packet every ptime on a monotonic clock. After a stall it
+// skips the missed slots (advancing the RTP timestamp) instead of bursting,
+// and it sends comfort silence when the agent has nothing to say.
+type pacer struct {
+	leg     *Leg
+	enc     Encoding
+	pt      uint8
+	tePT    uint8
+	hasTE   bool
+	ptime   time.Duration
+	samples int
+
+	pcm     [maxPacketSamples]int16
+	payload [maxPacketSamples]byte
+	event   [4]byte
+	carry   [FrameSamples]int16
+	carryN  int // samples left in carry
+	carryAt int // next sample in carry
+	stalls  int // ticks a trailing partial frame has waited
+
+	digit     *rtp.EventSender
+	digitTS   uint32
+	gap       int // silent packets still to send between digits
+	inband    []int16
+	first     bool
+	wasSilent bool
+}
+
+func newPacer(l *Leg, enc Encoding, neg Negotiated) *pacer {
+	ptime := neg.PTime
+	if ptime <= 0 {
+		ptime = FrameDuration
+	}
+	return &pacer{
+		leg: l, enc: enc, pt: neg.Codec.PayloadType,
+		tePT: neg.TelephoneEvent, hasTE: neg.HasTelephoneEvent,
+		ptime: ptime, samples: int(ptime / time.Millisecond * 8), first: true,
+	}
+}
+
+func (p *pacer) run(ctx context.Context) {
+	next := time.Now()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		if behind := time.Since(next); behind >= p.ptime {
+			missed := int(behind / p.ptime)
+			p.leg.session.SkipSamples(uint32(missed * p.samples))
+			next = next.Add(time.Duration(missed) * p.ptime)
+		}
+		p.tick()
+		next = next.Add(p.ptime)
+		timer.Reset(time.Until(next))
+	}
+}
+
+func (p *pacer) tick() {
+	if p.sendDigit() {
+		return
+	}
+	speech := p.fill()
+	if !p.leg.sending() {
+		p.leg.session.SkipSamples(uint32(p.samples))
+		return
+	}
+	n := Encode(p.enc, p.payload[:], p.pcm[:p.samples])
+	// The marker starts the stream and every talkspurt after silence.
+	marker := p.first || (speech && p.wasSilent)
+	p.first, p.wasSilent = false, !speech
+	if err := p.leg.session.WriteAudio(p.pt, marker, p.payload[:n], uint32(p.samples)); err != nil {
+		p.leg.log.Debug("rtp write failed", "error", err)
+	}
+}
+
+// fill builds one packet of PCM from the playout queue, padding with
+// silence; it reports whether any agent audio went in.
+func (p *pacer) fill() bool {
+	speech := false
+	for have := 0; have < p.samples; {
+		if p.carryAt == p.carryN {
+			allowPartial := p.stalls >= 2
+			if !p.leg.playout.NextFrame(p.carry[:], allowPartial) {
+				if p.leg.playout.Buffered() > 0 {
+					p.stalls++
+				}
+				clear(p.pcm[have:p.samples])
+				return speech
+			}
+			p.stalls = 0
+			p.carryN, p.carryAt = FrameSamples, 0
+			p.leg.framesOut.Add(1)
+		}
+		n := copy(p.pcm[have:p.samples], p.carry[p.carryAt:p.carryN])
+		p.carryAt += n
+		have += n
+		speech = true
+	}
+	return speech
+}
+
+// sendDigit sends the next telephone-event packet (or in-band tone) when a
+// digit is in progress or queued; it reports whether it used this tick.
+func (p *pacer) sendDigit() bool {
+	if p.gap > 0 {
+		p.gap--
+		return false
+	}
+	if p.digit == nil && len(p.inband) == 0 {
+		select {
+		case d := <-p.leg.digits:
+			p.startDigit(d)
+		default:
+			return false
+		}
+	}
+	if len(p.inband) > 0 {
+		n := min(p.samples, len(p.inband))
+		copy(p.pcm[:], p.inband[:n])
+		clear(p.pcm[n:p.samples])
+		p.inband = p.inband[n:]
+		if len(p.inband) == 0 {
+			p.gap = digitGap / int(p.ptime/time.Millisecond)
+		}
+		if p.leg.sending() {
+			m := Encode(p.enc, p.payload[:], p.pcm[:p.samples])
+			_ = p.leg.session.WriteAudio(p.pt, false, p.payload[:m], uint32(p.samples))
+		} else {
+			p.leg.session.SkipSamples(uint32(p.samples))
+		}
+		return true
+	}
+	n, marker, done := p.digit.Next(p.event[:])
+	if p.leg.sending() {
+		_ = p.leg.session.WriteEvent(p.tePT, marker, p.digitTS, p.event[:n])
+	}
+	p.leg.session.SkipSamples(uint32(p.samples))
+	if done {
+		p.digit = nil
+		p.gap = digitGap / int(p.ptime/time.Millisecond)
+	}
+	return true
+}
+
+const (
+	digitDuration = 100 * time.Millisecond
+	digitGap      = 60 // ms of audio between digits
+)
+
+func (p *pacer) startDigit(d rune) {
+	code, _ := rtp.DigitCode(d)
+	if p.hasTE {
+		p.digit = rtp.NewEventSender(code, digitDuration, p.ptime, 8000, 10)
+		p.digitTS = p.leg.session.Timestamp()
+		return
+	}
+	p.inband = DTMFTone(d, digitDuration)
+}
