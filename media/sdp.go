@@ -246,7 +246,7 @@ func ParseDescription(body []byte) (*Description, error) {
 	return d, nil
 }
 
-// Hold reports whether the connection address is the RFC 2543 hold address (0.0.0.0 or ::).
+// holdAddr reports whether the connection address is the RFC 2543 hold address (0.0.0.0 or ::).
 func (d *Description) holdAddr() bool { return d.Addr.IsValid() && d.Addr.IsUnspecified() }
 
 func isPlainRTP(proto string) bool { return strings.EqualFold(proto, "RTP/AVP") }

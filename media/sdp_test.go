@@ -99,7 +99,6 @@ func TestParseDescription(t *testing.T) {
 	}
 }
 
-
 func TestParseDescriptionErrors(t *testing.T) {
 	tests := []struct {
 		name          string
@@ -386,5 +385,25 @@ func TestDirectionString(t *testing.T) {
 		if d.String() != s {
 			t.Errorf("%d: %q", d, d.String())
 		}
+	}
+}
+
+func TestParseDescriptionSessionLevel(t *testing.T) {
+	body := "v=0\no=- 1 1 IN IP4 192.0.2.1\ns=-\nc=IN IP4 192.0.2.1\nt=0 0\na=sendonly\n" +
+		"m=AUDIO 5000 rtp/avp 0 97\na=rtpmap:97 PCMU/8000\na=ptime:bogus\nm=audio 5002 RTP/AVP 8\na=inactive\n"
+	d, err := ParseDescription([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Direction != SendOnly || d.PTime != DefaultPTime || d.Port != 5000 || len(d.Codecs) != 2 || d.Codecs[1].PayloadType != 97 {
+		t.Errorf("%+v", d)
+	}
+	n, answer, err := Negotiate(d, testAnswerConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := answerLines(t, answer)
+	if n.LocalDirection != RecvOnly || !n.Hold || !contains(lines, "m=audio 0 RTP/AVP 8") || !contains(lines, "a=recvonly") {
+		t.Errorf("%+v\n%s", n, answer)
 	}
 }

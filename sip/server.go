@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -188,17 +189,12 @@ func (s *Server) waitListening(errs chan error) error {
 			return fmt.Errorf("sip: serve: %w", err)
 		default:
 		}
-		ok := true
-		for _, tr := range s.cfg.Transports {
-			if strings.ToLower(tr) == "udp" {
-				if c, err := tl.GetConnection("udp", s.cfg.Listen.String()); err != nil || c == nil {
-					ok = false
-				}
-			} else if tl.GetListenPort(strings.ToLower(tr)) == 0 {
-				ok = false
-			}
+		// TCP needs no wait: our listener is bound and connections queue
+		// until sipgo accepts them.
+		if !slices.Contains(s.cfg.Transports, "udp") {
+			return nil
 		}
-		if ok {
+		if c, err := tl.GetConnection("udp", s.cfg.Listen.String()); err == nil && c != nil {
 			return nil
 		}
 		time.Sleep(time.Millisecond)
