@@ -34,6 +34,7 @@ func BenchmarkReadPath(b *testing.B) {
 	handle := func(p *rtp.Packet) { delivered += len(p.Payload) }
 	seq := uint16(1)
 	ts := uint32(160)
+	now := time.Now() // advanced by hand: time.Now is slow on some VMs and is not what we measure
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
@@ -41,7 +42,8 @@ func BenchmarkReadPath(b *testing.B) {
 		ts += 160
 		binary.BigEndian.PutUint16(datagram[2:], seq)
 		binary.BigEndian.PutUint32(datagram[4:], ts)
-		s.processDatagram(datagram, src, time.Now(), handle)
+		now = now.Add(20 * time.Millisecond)
+		s.processDatagram(datagram, src, now, handle)
 	}
 	if delivered == 0 {
 		b.Fatal("nothing delivered")

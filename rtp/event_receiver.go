@@ -26,6 +26,11 @@ type EventReceiver struct {
 	duration uint16
 	reported bool // its digit was returned: later packets for ts are retransmissions
 	endSeen  bool // an end arrived while an older digit had to be reported first
+
+	// lastDigit is the timestamp of the last digit returned. A straggler for it that
+	// arrives after another event took over must not report it again.
+	lastDigit     uint32
+	haveLastDigit bool
 }
 
 // NewEventReceiver returns a receiver for a stream with the given RTP clock rate (8000 for
@@ -57,7 +62,7 @@ func (r *EventReceiver) Push(ts uint32, ev Event) (Digit, bool) {
 		}
 		return Digit{}, false
 	}
-	if r.active && r.isStale(ts) {
+	if r.active && r.isStale(ts) || r.haveLastDigit && ts == r.lastDigit {
 		return Digit{}, false
 	}
 
@@ -90,6 +95,7 @@ func (r *EventReceiver) take() (Digit, bool) {
 	if !ok {
 		return Digit{}, false
 	}
+	r.lastDigit, r.haveLastDigit = r.ts, true
 	return Digit{
 		Rune:      ch,
 		Duration:  durationOf(uint64(r.duration), r.clockRate),
