@@ -30,8 +30,12 @@ func (s *sinkLog) OnAudio(f []int16) {
 	s.audio = append(s.audio, f...)
 	s.mu.Unlock()
 }
-func (s *sinkLog) OnDTMF(d rune, _ time.Duration) { s.mu.Lock(); s.digits = append(s.digits, d); s.mu.Unlock() }
-func (s *sinkLog) OnMark(n string)                { s.mu.Lock(); s.marks = append(s.marks, n); s.mu.Unlock() }
+func (s *sinkLog) OnDTMF(d rune, _ time.Duration) {
+	s.mu.Lock()
+	s.digits = append(s.digits, d)
+	s.mu.Unlock()
+}
+func (s *sinkLog) OnMark(n string) { s.mu.Lock(); s.marks = append(s.marks, n); s.mu.Unlock() }
 
 func (s *sinkLog) snapshot() (frames int, digits string, marks []string) {
 	s.mu.Lock()

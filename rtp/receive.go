@@ -131,11 +131,22 @@ func (s *Session) processDatagram(b []byte, src netip.AddrPort, now time.Time, h
 		r.dropped++
 		return
 	}
-	if err := p.Unmarshal(b); err != nil || !s.acceptsPayloadType(p.PayloadType) || !s.acceptSource(src) {
+	if err := p.Unmarshal(b); err != nil {
 		r.dropped++
 		return
 	}
+	ptOK := s.acceptsPayloadType(p.PayloadType)
+	if !s.acceptSource(src, ptOK) {
+		r.dropped++
+		return
+	}
+	// Any RTP from the peer proves it alive, even a payload type we do not take (comfort
+	// noise during silence suppression, for one): a 30 s pause must not hang up the call.
 	s.lastRTP.Store(int64(s.sinceEpoch(now)))
+	if !ptOK {
+		r.dropped++
+		return
+	}
 	seq := p.SequenceNumber
 	arrival := s.rtpUnits(s.sinceEpoch(now))
 	if !r.haveSSRC || p.SSRC != r.ssrc {
@@ -218,8 +229,9 @@ func (s *Session) flushHeld(handle func(*rtp.Packet)) {
 	s.rx.deliverHeld(handle)
 }
 
-// acceptSource applies symmetric RTP: latch onto the first valid source, then drop others.
-func (s *Session) acceptSource(src netip.AddrPort) bool {
+// acceptSource applies symmetric RTP: latch onto the first valid source (mayLatch), then
+// drop others.
+func (s *Session) acceptSource(src netip.AddrPort, mayLatch bool) bool {
 	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 	pe := &s.peers
 	pe.mu.Lock()
@@ -227,7 +239,7 @@ func (s *Session) acceptSource(src netip.AddrPort) bool {
 	if pe.latched {
 		return src == pe.source
 	}
-	if pe.armed {
+	if pe.armed && mayLatch {
 		pe.armed, pe.latched, pe.source = false, true, src
 		if pe.remote != src {
 			pe.remote = src

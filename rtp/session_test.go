@@ -307,9 +307,10 @@ func TestInactivityResetByPackets(t *testing.T) {
 	far := newPeer(t)
 	s := openSession(t, Config{InactivityTimeout: 150 * time.Millisecond})
 	done := running(t, s, nil)
-	// Keep the stream alive for several timeouts, then stop.
+	// Keep the stream alive for several timeouts, then stop. Comfort noise (PT 13, not
+	// negotiated) is dropped but still proves the peer alive.
 	for i := range 20 {
-		far.send(localAddr(s), pkt{seq: uint16(i), ssrc: 1}.bytes())
+		far.send(localAddr(s), pkt{seq: uint16(i), ssrc: 1, pt: uint8(13 * (i % 2))}.bytes())
 		time.Sleep(20 * time.Millisecond)
 		select {
 		case err := <-done:
