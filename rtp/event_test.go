@@ -199,6 +199,12 @@ func TestEventReceiver(t *testing.T) {
 			want: []Digit{{Rune: '3', Duration: 100 * ms, Timestamp: 0xffffff00, Code: 3}, {Rune: '5', Duration: 100 * ms, Timestamp: 0x100, Code: 5}},
 		},
 		{
+			// From the fuzzer: a straggler of a reported digit after a far-away event.
+			name: "straggler after a distant event",
+			in:   steps(end(1000, 1, 800, 1), press(0x80000000, 16, 160), end(1000, 1, 800, 1)),
+			want: []Digit{{Rune: '1', Duration: 100 * ms, Timestamp: 1000, Code: 1}},
+		},
+		{
 			name: "non-DTMF events are not digits",
 			in:   steps(press(1000, 16, 160), end(1000, 16, 800, 3), end(3000, 7, 800, 1)),
 			want: []Digit{{Rune: '7', Duration: 100 * ms, Timestamp: 3000, Code: 7}},

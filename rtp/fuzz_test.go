@@ -46,7 +46,7 @@ func FuzzProcessDatagram(f *testing.F) {
 	f.Add(append(frame(0, audio(1, 7), audio(3, 7)), frame(1, audio(2, 7), audio(4, 8))...))
 	f.Add(frame(0, audio(1, 7), audio(3, 7), audio(10, 9), audio(11, 9)))
 	f.Add(frame(0, []byte{0x80}, []byte{0xb0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1}, make([]byte, 1600)))
-	f.Add(frame(0, mustHex("a0000001000000000000000100")))            // padding larger than payload
+	f.Add(frame(0, mustHex("a0000001000000000000000100")))               // padding larger than payload
 	f.Add(frame(0, mustHex("9000000100000000000000010000000100000000"))) // extension header
 
 	f.Fuzz(func(t *testing.T, data []byte) {

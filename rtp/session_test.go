@@ -176,6 +176,13 @@ func TestLatching(t *testing.T) {
 	}
 	sdp.recv(time.Second)
 
+	// A payload type we did not negotiate is not valid media: no latching on it.
+	nat.send(localAddr(s), pkt{seq: 1, ssrc: 1, pt: 9}.bytes())
+	waitFor(t, time.Second, "wrong payload type dropped", func() bool { return s.Stats().PacketsDropped == 1 })
+	if s.Remote() != sdp.addr() {
+		t.Fatalf("latched on a dropped packet: remote %v", s.Remote())
+	}
+
 	// The far end's media really comes from behind a NAT: latch onto it.
 	nat.send(localAddr(s), pkt{seq: 1, ssrc: 1}.bytes())
 	waitFor(t, time.Second, "first packet", func() bool { return len(got.snapshot()) == 1 })
@@ -191,7 +198,7 @@ func TestLatching(t *testing.T) {
 
 	// Another source is ignored (and counted) while latched.
 	sdp.send(localAddr(s), pkt{seq: 2, ssrc: 1}.bytes())
-	waitFor(t, time.Second, "drop from unlatched source", func() bool { return s.Stats().PacketsDropped == 1 })
+	waitFor(t, time.Second, "drop from unlatched source", func() bool { return s.Stats().PacketsDropped == 2 })
 
 	// A re-INVITE moves the far end: latch again on the next valid packet.
 	s.SetRemote(sdp.addr())
@@ -201,7 +208,7 @@ func TestLatching(t *testing.T) {
 	sdp.send(localAddr(s), pkt{seq: 3, ssrc: 1}.bytes())
 	waitFor(t, time.Second, "packet from new remote", func() bool { return len(got.snapshot()) == 2 })
 	nat.send(localAddr(s), pkt{seq: 4, ssrc: 1}.bytes())
-	waitFor(t, time.Second, "old source dropped", func() bool { return s.Stats().PacketsDropped == 2 })
+	waitFor(t, time.Second, "old source dropped", func() bool { return s.Stats().PacketsDropped == 3 })
 	if s.Remote() != sdp.addr() {
 		t.Fatalf("remote %v, want %v", s.Remote(), sdp.addr())
 	}

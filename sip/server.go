@@ -130,7 +130,9 @@ func (s *Server) Serve(ctx context.Context, ready func()) error {
 	for _, tr := range s.cfg.Transports {
 		switch strings.ToLower(tr) {
 		case "udp":
-			conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(s.cfg.Listen))
+			// udp4/udp6 keep a wildcard address reported as 0.0.0.0 (not
+			// [::]), which is the key sipgo's pool and our pinned client use.
+			conn, err := net.ListenUDP("udp"+s.family(), net.UDPAddrFromAddrPort(s.cfg.Listen))
 			if err != nil {
 				closeAll(closers)
 				return fmt.Errorf("sip: listen udp %s: %w", s.cfg.Listen, err)
@@ -138,7 +140,7 @@ func (s *Server) Serve(ctx context.Context, ready func()) error {
 			closers = append(closers, conn.Close)
 			listeners = append(listeners, func() error { return s.srv.ServeUDP(conn) })
 		case "tcp":
-			l, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(s.cfg.Listen))
+			l, err := net.ListenTCP("tcp"+s.family(), net.TCPAddrFromAddrPort(s.cfg.Listen))
 			if err != nil {
 				closeAll(closers)
 				return fmt.Errorf("sip: listen tcp %s: %w", s.cfg.Listen, err)
@@ -175,6 +177,13 @@ func (s *Server) Serve(ctx context.Context, ready func()) error {
 		return fmt.Errorf("sip: serve: %w", err)
 	}
 	return nil
+}
+
+func (s *Server) family() string {
+	if s.cfg.Listen.Addr().Is4() {
+		return "4"
+	}
+	return "6"
 }
 
 // waitListening returns once sipgo has registered the UDP listener in its

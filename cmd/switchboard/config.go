@@ -225,8 +225,11 @@ func (c *Config) validate(file string, data []byte) ConfigErrors {
 	bad := func(path, format string, args ...any) {
 		errs = append(errs, ConfigError{File: file, Line: lineOf(&root, path), Msg: path + ": " + fmt.Sprintf(format, args...)})
 	}
-	if _, err := netip.ParseAddrPort(c.SIP.Listen); err != nil {
+	if listen, err := netip.ParseAddrPort(c.SIP.Listen); err != nil {
 		bad("sip.listen", "%q is not IP:port (example: 0.0.0.0:5060)", c.SIP.Listen)
+	} else if listen.Addr().IsUnspecified() && c.SIP.PublicAddress == "" {
+		// 0.0.0.0 in Contact or SDP would read as "hold" to the far end.
+		bad("sip.public_address", "set it to the address callers reach us on when sip.listen is %s", listen.Addr())
 	}
 	for _, t := range c.SIP.Transports {
 		if t != "udp" && t != "tcp" {

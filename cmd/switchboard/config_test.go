@@ -53,6 +53,7 @@ func TestConfigErrorsNameFileLineAndProblem(t *testing.T) {
 		{"unknown key", "sip:\n  listen: 127.0.0.1:5060\n  lisen: x\n", 3, `unknown key "lisen"`},
 		{"unknown section", "log:\n  level: info\nmedai:\n  codecs: [PCMU]\n", 3, `unknown key "medai"`},
 		{"bad listen", "sip:\n  listen: localhost\n", 2, `sip.listen: "localhost" is not IP:port`},
+		{"wildcard listen needs a public address", "sip:\n  listen: 0.0.0.0:5060\n", 1, "set it to the address callers reach us on"},
 		{"bad duration", "media:\n  inactivity_timeout: soon\n", 2, `"soon" is not a duration`},
 		{"bad codec", "media:\n  codecs: [PCMU, G729]\n", 2, `unsupported codec "G729"`},
 		{"bad port range", "media:\n  rtp_port_min: 20000\n  rtp_port_max: 10000\n", 2, "rtp_port_min < rtp_port_max"},
