@@ -73,3 +73,34 @@ func TestManyCallsReleaseEverything(t *testing.T) {
 		return runtime.NumGoroutine() <= baseGoroutines+2
 	})
 }
+
+func TestSilentCallerIsHungUpAfterInactivity(t *testing.T) {
+	gw := startGateway(t, map[string]agent.Agent{"echo": agent.Echo{}}, "echo", 300*time.Millisecond)
+	call := newCaller(t).dial(t, gw.addr, []string{"PCMU"})
+	eventually(t, time.Second, "media flowing", func() bool { return call.leg.Stats().RTP.PacketsReceived > 3 })
+	call.stop() // the caller's pacer stops: no more RTP reaches the gateway
+	select {
+	case <-call.sip.Done():
+	case <-time.After(3 * time.Second):
+		t.Fatal("gateway did not hang up a call without RTP")
+	}
+	eventually(t, 2*time.Second, "call released", func() bool { return gw.exec.Active() == 0 && gw.pool.InUse() == 0 })
+}
+
+func TestPromptAgentPlaysThenHangsUp(t *testing.T) {
+	prompt := agent.Prompt{Samples: media.Tone(700, 300*time.Millisecond, 0.4)}
+	gw := startGateway(t, map[string]agent.Agent{"hello": prompt}, "hello", 0)
+	call := newCaller(t).dial(t, gw.addr, []string{"PCMA"})
+	select {
+	case <-call.sip.Done():
+	case <-time.After(3 * time.Second):
+		t.Fatal("prompt agent did not hang up after its prompt")
+	}
+	heard := call.rec.heard()
+	if len(heard) < 2000 {
+		t.Fatalf("heard %d samples of a 2400-sample prompt", len(heard))
+	}
+	if f := media.DominantFrequency(heard, 300, 3400, 10); f < 680 || f > 720 {
+		t.Fatalf("prompt heard at %.0f Hz, want 700", f)
+	}
+}

@@ -41,8 +41,9 @@ type receiver struct {
 	lsrAt time.Time // when it arrived
 }
 
-// ReadLoop reads packets until ctx ends (returns ctx.Err()), Close is called (returns nil),
-// or no RTP arrived for InactivityTimeout while not on hold (returns ErrInactive, wrapped).
+// ReadLoop reads packets until ctx ends or Close is called (both return nil: a normal end,
+// and the caller knows its context), or no RTP arrived for InactivityTimeout while not on
+// hold (returns ErrInactive, wrapped).
 // handle is called for each accepted packet in order; p and p.Payload are reused buffers,
 // valid only during the call. No allocation per packet. RTCP is sent and received by a
 // second goroutine that ends before ReadLoop returns. Call ReadLoop once.
@@ -86,10 +87,8 @@ func (s *Session) readRTP(ctx context.Context, deadline *deadlineGuard, handle f
 			continue
 		}
 		switch {
-		case s.closed.Load() || errors.Is(err, net.ErrClosed):
+		case s.closed.Load() || errors.Is(err, net.ErrClosed) || ctx.Err() != nil:
 			return nil
-		case ctx.Err() != nil:
-			return ctx.Err()
 		case !errors.Is(err, os.ErrDeadlineExceeded):
 			return fmt.Errorf("rtp: read: %w", err)
 		}
