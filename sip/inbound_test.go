@@ -444,3 +444,66 @@ func TestShutdownEndsCallContext(t *testing.T) {
 		t.Errorf("ActiveCalls = %d after shutdown", ts.ActiveCalls())
 	}
 }
+
+// Answer's context ends after the 200 went out but before the ACK: the far
+// end has an answered call, so the safety net must BYE it once the ACK
+// confirms the dialog (regression: the call was left up on the far end).
+func TestAnswerContextEndsBeforeAck(t *testing.T) {
+	results := make(chan answerResult, 1)
+	ts := startServer(t, func(ctx context.Context, call *InboundCall) {
+		actx, cancel := context.WithCancel(ctx)
+		go func() {
+			// End Answer's context once the 200 has been sent.
+			for call.dlg.LoadState() < sipmsg.DialogStateEstablished {
+				time.Sleep(time.Millisecond)
+			}
+			cancel()
+		}()
+		body, err := call.Answer(actx, []byte(answerSDP))
+		cancel()
+		results <- answerResult{body, err}
+	})
+	p := newPeer(t, ts.addr)
+	u := p.newUAC()
+	u.invite("application/sdp", offerSDP)
+	u.answered(p.response(200, "INVITE", u.inviteBranch))
+	if r := recv(t, results, "Answer"); !errors.Is(r.err, context.Canceled) {
+		t.Fatalf("Answer err = %v, want context.Canceled", r.err)
+	}
+	u.ack(u.inviteCSeq, "", "")
+	bye, from := p.request("BYE")
+	p.reply(bye, from, 200, "OK")
+	eventually(t, "ActiveCalls to drop to 0", func() bool { return ts.ActiveCalls() == 0 })
+}
+
+// A BYE the far end never answers: Hangup fails after Timer F and the call
+// still counts as ended (regression: Done never closed, because sipgo's
+// DialogServerSession.Close does not end the dialog).
+func TestHangupUnanswered(t *testing.T) {
+	calls := make(chan *InboundCall, 1)
+	hungUp := make(chan error, 1)
+	release := make(chan struct{})
+	ts := startServer(t, func(ctx context.Context, call *InboundCall) {
+		calls <- call
+		if _, err := call.Answer(ctx, []byte(answerSDP)); err != nil {
+			hungUp <- err
+			return
+		}
+		hungUp <- call.Hangup(ctx, CauseAgentHangup.Reason())
+		<-release
+	})
+	p := newPeer(t, ts.addr)
+	u := p.newUAC()
+	u.establish()
+	call := recv(t, calls, "call")
+	bye, _ := p.request("BYE")
+	if got := header(bye, "Reason"); got != `Q.850;cause=16;text="Agent hung up"` {
+		t.Errorf("Reason = %q", got)
+	}
+	if err := recv(t, hungUp, "Hangup to fail"); err == nil {
+		t.Fatal("Hangup succeeded without a 200 to the BYE")
+	}
+	closed(t, call.Done(), "Done after a failed BYE")
+	close(release)
+	eventually(t, "ActiveCalls to drop to 0", func() bool { return ts.ActiveCalls() == 0 })
+}

@@ -44,8 +44,7 @@ func (s *Server) serveInbound(req *sipmsg.Request, tx sipmsg.ServerTransaction) 
 		call.To = to.Address.User
 	}
 	call.dialogCore = newDialogCore(s, s.log.With("call_id", call.CallID), call.Transport)
-	call.ctx, call.cancel = context.WithCancel(dlg.Context())
-	call.done = call.ctx.Done()
+	call.done = dlg.Context().Done()
 	call.answered = call.answerd.Load
 
 	s.dialogs.Store(dlg.ID, dialogEntry(call))
@@ -54,11 +53,10 @@ func (s *Server) serveInbound(req *sipmsg.Request, tx sipmsg.ServerTransaction) 
 		s.dialogs.Delete(dlg.ID)
 		s.active.Add(-1)
 		dlg.Close()
-		call.cancel()
 	}()
 
 	// The call's context ends with the dialog or with the server.
-	ctx, cancel := context.WithCancel(call.ctx)
+	ctx, cancel := context.WithCancel(dlg.Context())
 	defer cancel()
 	stop := context.AfterFunc(s.base, cancel)
 	defer stop()

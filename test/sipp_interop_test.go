@@ -123,3 +123,45 @@ func lastLines(s string, n int) string {
 	}
 	return s
 }
+
+// TestSIPpLateOfferAndHold: SIPp sends an INVITE without SDP (the gateway
+// offers in its 200 OK, SIPp answers in the ACK), then holds the call three
+// ways (sendonly, inactive, c=0.0.0.0) and resumes it. The scenario checks
+// each answer's direction; the gateway must log each re-INVITE and end the
+// call on SIPp's BYE.
+func TestSIPpLateOfferAndHold(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: skipped with -short")
+	}
+	harness.SIPpPath(t)
+	t.Parallel()
+
+	sipPort := harness.FreePortPair(t)
+	rtpMin, rtpMax := harness.FreeUDPPortRange(t, 20)
+	gw := harness.StartGateway(t, harness.ConfigTemplate(sipPort, rtpMin, rtpMax, ""))
+	sippPort := harness.FreeUDPPort(t)
+	mediaPort, _ := harness.FreeUDPPortRange(t, 4)
+
+	stdout, _, code := harness.RunSIPp(t, t.Context(),
+		gw.SIPAddr,
+		"-sf", harness.ScenarioPath(t, "uac_late_offer_hold.xml"),
+		"-s", "echo", "-m", "1", "-l", "1",
+		"-i", "127.0.0.1", "-p", strconv.Itoa(sippPort), "-mp", strconv.Itoa(mediaPort),
+		"-timeout", "30s", "-timeout_error", "-trace_err", "-bind_local",
+	)
+	if code != 0 {
+		t.Fatalf("sipp exit code %d: an answer had the wrong SDP or a request failed\n%s", code, lastLines(stdout, 40))
+	}
+	ended := gw.Logs.WaitFor(t, 10*time.Second, harness.MsgIs("call ended"))
+	wantStr(t, ended, "reason", "remote_bye")
+	wantStr(t, ended, "codec", "PCMU")
+	reinvites := gw.Logs.Filter(harness.MsgIs("re-INVITE"))
+	if len(reinvites) != 4 {
+		t.Fatalf("%d re-INVITEs logged, want 4", len(reinvites))
+	}
+	for i, wantHold := range []string{"true", "true", "true", "false"} {
+		if got := fmt.Sprint(reinvites[i]["hold"]); got != wantHold {
+			t.Errorf("re-INVITE %d hold = %s, want %s", i+1, got, wantHold)
+		}
+	}
+}
