@@ -343,6 +343,7 @@ func isRequest(method string) func(*received) bool {
 // reply answers a request the server sent us, from our socket to its source.
 func (p *udpPeer) reply(req *sipmsg.Request, to netip.AddrPort, code int, reason string, mutate ...func(*sipmsg.Response)) {
 	p.t.Helper()
+	req.SetSource(to.String()) // for Via received/rport
 	res := sipmsg.NewResponseFromRequest(req, code, reason, nil)
 	for _, m := range mutate {
 		m(res)

@@ -50,6 +50,16 @@ type InboundCall struct {
 	answerd atomic.Bool
 	final   atomic.Bool
 	ackBody chan []byte
+
+	// ctx is the dialog's context, also ended by us when a BYE fails
+	// (sipgo's DialogServerSession.Close does not end the dialog).
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// byeMu makes Hangup send one BYE: Answer's no-ACK path and
+	// serveInbound's safety net may both hang up.
+	byeMu   sync.Mutex
+	byeSent bool
 }
 
 // dialogCore is what inbound and outbound dialogs share: the handlers for
@@ -90,10 +100,10 @@ func (c *InboundCall) Header(name string) string {
 }
 
 // Context ends when the call ends, whoever ends it.
-func (c *InboundCall) Context() context.Context { return c.dlg.Context() }
+func (c *InboundCall) Context() context.Context { return c.ctx }
 
 // Done is closed when the call has ended.
-func (c *InboundCall) Done() <-chan struct{} { return c.dlg.Context().Done() }
+func (c *InboundCall) Done() <-chan struct{} { return c.ctx.Done() }
 
 // Err says why the call ended: ErrCanceled, ErrRemoteHangup, or nil while
 // it is up or after we hung up.
@@ -176,9 +186,18 @@ func (c *InboundCall) Answer(ctx context.Context, sdp []byte) ([]byte, error) {
 	case <-timer.C:
 		c.answerd.Store(true)
 		c.Log.Warn("no ACK for 200 OK, hanging up")
-		go c.Hangup(context.Background(), CauseError.Reason())
+		// Take the BYE lock before returning so this BYE, not the safety
+		// net's, is the one sent.
+		c.byeMu.Lock()
+		go func() {
+			defer c.byeMu.Unlock()
+			_ = c.hangupLocked(context.Background(), CauseError.Reason())
+		}()
 		return nil, ErrNoAck
 	case <-ctx.Done():
+		// The 200 is on the wire: the call is answered as far as the far
+		// end knows, so Hangup (or the safety net) must BYE it.
+		c.answerd.Store(true)
 		return nil, ctx.Err()
 	}
 	select {
@@ -192,9 +211,16 @@ func (c *InboundCall) Answer(ctx context.Context, sdp []byte) ([]byte, error) {
 // Hangup ends an answered call with BYE carrying reason. It is safe to call
 // more than once and after the far end hung up.
 func (c *InboundCall) Hangup(ctx context.Context, reason Reason) error {
-	if !c.answerd.Load() || c.dlg.LoadState() == sipmsg.DialogStateEnded {
+	c.byeMu.Lock()
+	defer c.byeMu.Unlock()
+	return c.hangupLocked(ctx, reason)
+}
+
+func (c *InboundCall) hangupLocked(ctx context.Context, reason Reason) error {
+	if c.byeSent || !c.answerd.Load() || c.dlg.LoadState() == sipmsg.DialogStateEnded {
 		return nil
 	}
+	c.byeSent = true
 	ctx, cancel := context.WithTimeout(ctx, 32*time.Second)
 	defer cancel()
 	bye := sipmsg.NewRequest(sipmsg.BYE, c.dlg.InviteRequest.Contact().Address)
@@ -204,6 +230,7 @@ func (c *InboundCall) Hangup(ctx context.Context, reason Reason) error {
 	if err != nil && c.dlg.LoadState() != sipmsg.DialogStateEnded {
 		// The far end is gone or refuses: the dialog is over for us anyway.
 		c.dlg.Close()
+		c.cancel()
 		return fmt.Errorf("sip: BYE: %w", err)
 	}
 	return nil

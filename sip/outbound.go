@@ -42,6 +42,10 @@ type OutboundCall struct {
 	dlg *sipgo.DialogClientSession
 	key string
 	up  atomic.Bool
+	// ctx is the dialog's context, also ended by us when a BYE fails
+	// (sipgo's DialogClientSession.Close does not end the dialog).
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // Dial sends INVITE with offer to target (a SIP URI) and waits for the final
@@ -97,7 +101,8 @@ func (s *Server) Dial(ctx context.Context, target string, offer []byte, opts Dia
 	callID := req.CallID().Value()
 	call := &OutboundCall{CallID: callID, dlg: dlg}
 	call.dialogCore = newDialogCore(s, s.log.With("call_id", callID), transport)
-	call.done = dlg.Context().Done()
+	call.ctx, call.cancel = context.WithCancel(dlg.Context())
+	call.done = call.ctx.Done()
 	call.answered = call.up.Load
 
 	err = dlg.WaitAnswer(ctx, sipgo.AnswerOptions{
@@ -112,25 +117,30 @@ func (s *Server) Dial(ctx context.Context, target string, offer []byte, opts Dia
 	})
 	if err != nil {
 		dlg.Close()
+		call.cancel()
 		var rejected *sipgo.ErrDialogResponse
 		if errors.As(err, &rejected) {
 			return nil, &ResponseError{Code: rejected.Res.StatusCode, Reason: rejected.Res.Reason}
 		}
 		return nil, fmt.Errorf("sip: INVITE %s: %w", target, err)
 	}
-	if err := dlg.Ack(ctx); err != nil {
-		dlg.Close()
-		return nil, fmt.Errorf("sip: ACK: %w", err)
-	}
 	call.Answer = dlg.InviteResponse.Body()
 	call.up.Store(true)
 	fromTag, _ := req.From().Params.Get("tag")
 	toTag, _ := dlg.InviteResponse.To().Params.Get("tag")
 	call.key = sipmsg.DialogIDMake(callID, fromTag, toTag)
+	// Route the far end's requests before the ACK goes out: its BYE or
+	// re-INVITE may follow the ACK at once.
 	s.dialogs.Store(call.key, dialogEntry(call))
+	if err := dlg.Ack(ctx); err != nil {
+		s.dialogs.Delete(call.key)
+		dlg.Close()
+		call.cancel()
+		return nil, fmt.Errorf("sip: ACK: %w", err)
+	}
 	s.active.Add(1)
 	go func() {
-		<-dlg.Context().Done()
+		<-call.ctx.Done()
 		s.dialogs.Delete(call.key)
 		s.active.Add(-1)
 	}()
@@ -138,7 +148,7 @@ func (s *Server) Dial(ctx context.Context, target string, offer []byte, opts Dia
 }
 
 // Done is closed when the call has ended.
-func (c *OutboundCall) Done() <-chan struct{} { return c.dlg.Context().Done() }
+func (c *OutboundCall) Done() <-chan struct{} { return c.ctx.Done() }
 
 // Err is ErrRemoteHangup after the far end's BYE.
 func (c *OutboundCall) Err() error {
@@ -149,7 +159,7 @@ func (c *OutboundCall) Err() error {
 
 // Hangup sends BYE with reason; safe to call more than once.
 func (c *OutboundCall) Hangup(ctx context.Context, reason Reason) error {
-	if c.dlg.LoadState() == sipmsg.DialogStateEnded {
+	if c.dlg.LoadState() == sipmsg.DialogStateEnded || c.ctx.Err() != nil {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 32*time.Second)
@@ -162,6 +172,8 @@ func (c *OutboundCall) Hangup(ctx context.Context, reason Reason) error {
 	err := c.dlg.WriteBye(ctx, bye)
 	c.dlg.Close()
 	if err != nil && c.dlg.LoadState() != sipmsg.DialogStateEnded {
+		// The far end is gone or refuses: the dialog is over for us anyway.
+		c.cancel()
 		return fmt.Errorf("sip: BYE: %w", err)
 	}
 	return nil

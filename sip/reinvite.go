@@ -26,7 +26,7 @@ func (c *dialogCore) onReinvite(req *sipmsg.Request, tx sipmsg.ServerTransaction
 		c.srv.respond(tx, req, 491, "Request Pending", sipmsg.NewHeader("Retry-After", "1"))
 		return
 	}
-	if ct := req.ContentType(); len(req.Body()) > 0 && (ct == nil || ct.Value() != "application/sdp") {
+	if ct := req.ContentType(); len(req.Body()) > 0 && (ct == nil || !isSDP(ct.Value())) {
 		c.srv.respond(tx, req, 415, "Unsupported Media Type", sipmsg.NewHeader("Accept", "application/sdp"))
 		return
 	}

@@ -44,7 +44,8 @@ func (s *Server) serveInbound(req *sipmsg.Request, tx sipmsg.ServerTransaction) 
 		call.To = to.Address.User
 	}
 	call.dialogCore = newDialogCore(s, s.log.With("call_id", call.CallID), call.Transport)
-	call.done = dlg.Context().Done()
+	call.ctx, call.cancel = context.WithCancel(dlg.Context())
+	call.done = call.ctx.Done()
 	call.answered = call.answerd.Load
 
 	s.dialogs.Store(dlg.ID, dialogEntry(call))
@@ -53,10 +54,11 @@ func (s *Server) serveInbound(req *sipmsg.Request, tx sipmsg.ServerTransaction) 
 		s.dialogs.Delete(dlg.ID)
 		s.active.Add(-1)
 		dlg.Close()
+		call.cancel()
 	}()
 
 	// The call's context ends with the dialog or with the server.
-	ctx, cancel := context.WithCancel(dlg.Context())
+	ctx, cancel := context.WithCancel(call.ctx)
 	defer cancel()
 	stop := context.AfterFunc(s.base, cancel)
 	defer stop()
