@@ -127,12 +127,22 @@ func (e *Executor) converse(ctx context.Context, call *sip.InboundCall, leg *med
 			rec.reason, cause = EndAgentFailed, sip.CauseError
 		}
 	case err := <-mediaDone:
-		if errors.Is(err, rtp.ErrInactive) {
+		switch {
+		case errors.Is(err, rtp.ErrInactive):
 			rec.reason, cause = EndRTPTimeout, sip.CauseRTPTimeout
-		} else {
+		case ctx.Err() != nil:
+			rec.reason, cause = EndShutdown, sip.CauseShutdown
+		default:
 			rec.log.Warn("media stopped", "error", err)
 			rec.reason, cause = EndLocalBye, sip.CauseError
 		}
+	}
+	// A far-end BYE also ends ctx and the media, so any case may have woken
+	// us: the BYE wins.
+	select {
+	case <-call.Done():
+		rec.reason = EndRemoteBye
+	default:
 	}
 	cancel()
 	<-agentDone
