@@ -3,12 +3,14 @@ package sip
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,7 +39,37 @@ const waitTimeout = 5 * time.Second
 func TestMain(m *testing.M) {
 	sipmsg.SetTimers(testT1, testT2, testT4)
 	sipmsg.SetDefaultLogger(slog.New(slog.DiscardHandler))
-	os.Exit(m.Run())
+	before := runtime.NumGoroutine()
+	code := m.Run()
+	if code == 0 && !fuzzing() {
+		code = checkGoroutines(before)
+	}
+	os.Exit(code)
+}
+
+// checkGoroutines fails the run when goroutines outlive the tests: servers,
+// peers and calls must all be torn down by their tests' cleanups.
+func checkGoroutines(before int) int {
+	deadline := time.Now().Add(waitTimeout)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			n := runtime.Stack(buf, true)
+			fmt.Fprintf(os.Stderr, "goroutines left behind: %d > %d\n%s\n", runtime.NumGoroutine(), before, buf[:n])
+			return 1
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return 0
+}
+
+func fuzzing() bool {
+	for _, name := range []string{"test.fuzz", "test.fuzzworker"} {
+		if f := flag.Lookup(name); f != nil && f.Value.String() != "" && f.Value.String() != "false" {
+			return true
+		}
+	}
+	return false
 }
 
 // sdp bodies the tests pass through: the sip package treats them as bytes.
@@ -468,6 +500,28 @@ func (u *uac) ack(cseq int, contentType, body string) {
 	s.cseq = cseq
 	s.contentType, s.body = contentType, body
 	u.p.send(u.p.build(s))
+}
+
+// ackFailure ACKs a non-2xx final answer to the INVITE: same branch, To as
+// in the response (hop-by-hop, RFC 3261 17.1.1.3).
+func (u *uac) ackFailure(res *sipmsg.Response) {
+	u.p.t.Helper()
+	s := u.spec("ACK")
+	s.toTag, _ = res.To().Params.Get("tag")
+	s.branch, s.cseq = u.inviteBranch, u.inviteCSeq
+	s.noContact = true
+	u.p.send(u.p.build(s))
+}
+
+// barrier sends OPTIONS and waits for its 200. Datagrams are read in order,
+// so requests sent before it (an ACK, which gets no answer) have been taken
+// off the socket. Tests call it before teardown: sipgo v1.7.2 opens a fresh
+// UDP socket, never closed, for a request it handles after UserAgent.Close.
+func (p *udpPeer) barrier() {
+	p.t.Helper()
+	branch := newBranch()
+	p.send(p.build(reqSpec{method: "OPTIONS", branch: branch}))
+	p.response(200, "OPTIONS", branch)
 }
 
 // cancel sends CANCEL for the pending INVITE (same branch, same CSeq number).

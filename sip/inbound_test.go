@@ -134,6 +134,7 @@ func TestRejectCodes(t *testing.T) {
 	u := p.newUAC()
 	u.invite("application/sdp", offerSDP)
 	res := p.response(488, "INVITE", u.inviteBranch)
+	u.ackFailure(res)
 	if w := header(res, "Warning"); !strings.HasPrefix(w, "304 ") || !strings.Contains(w, `"no common codec"`) {
 		t.Errorf("Warning = %q", w)
 	}
@@ -161,15 +162,13 @@ func TestCancelBeforeAnswer(t *testing.T) {
 
 	u.cancel()
 	p.response(200, "CANCEL", u.inviteBranch)
-	p.response(487, "INVITE", u.inviteBranch)
+	res := p.response(487, "INVITE", u.inviteBranch)
 	closed(t, call.Done(), "Done after CANCEL")
 	if err := recv(t, ended, "handler to see the end"); !errors.Is(err, ErrCanceled) {
 		t.Fatalf("Err() = %v, want ErrCanceled", err)
 	}
-	// ACK the 487 (same branch as the INVITE).
-	s := u.spec("ACK")
-	s.toTag, s.branch, s.cseq = "", u.inviteBranch, u.inviteCSeq
-	p.send(p.build(s))
+	u.ackFailure(res)
+	p.barrier()
 	eventually(t, "ActiveCalls to drop to 0", func() bool { return ts.ActiveCalls() == 0 })
 	// Nothing but the 487 retransmissions: the safety net must not send 500.
 	if n := p.count(isResponse(500, "INVITE", "")); n != 0 {
@@ -331,6 +330,7 @@ func TestInviteNonSDPBody(t *testing.T) {
 			u := p.newUAC()
 			u.invite(tc.ct, offerSDP)
 			res := p.response(tc.want, "INVITE", u.inviteBranch)
+			u.ackFailure(res)
 			if tc.want == 415 {
 				if header(res, "Accept") != "application/sdp" {
 					t.Errorf("415 Accept = %q", header(res, "Accept"))
@@ -361,13 +361,14 @@ func TestHandlerReturnsWithoutAnswer(t *testing.T) {
 	p := newPeer(t, ts.addr)
 	u := p.newUAC()
 	u.invite("application/sdp", offerSDP)
-	p.response(500, "INVITE", u.inviteBranch)
+	u.ackFailure(p.response(500, "INVITE", u.inviteBranch))
 	eventually(t, "ActiveCalls to drop to 0", func() bool { return ts.ActiveCalls() == 0 })
 }
 
 // A 200 that is never ACKed: Answer gives up after 64*T1 with ErrNoAck and
 // the call is torn down with a BYE.
 func TestAnswerNoAck(t *testing.T) {
+	t.Parallel() // waits out 64*T1 on its own server
 	calls := make(chan *InboundCall, 1)
 	results := make(chan answerResult, 1)
 	ts := startServer(t, answeringHandler(false, calls, results))
@@ -480,6 +481,7 @@ func TestAnswerContextEndsBeforeAck(t *testing.T) {
 // still counts as ended (regression: Done never closed, because sipgo's
 // DialogServerSession.Close does not end the dialog).
 func TestHangupUnanswered(t *testing.T) {
+	t.Parallel() // waits out 64*T1 on its own server
 	calls := make(chan *InboundCall, 1)
 	hungUp := make(chan error, 1)
 	release := make(chan struct{})

@@ -84,10 +84,7 @@ func TestDraining(t *testing.T) {
 	if got := header(res, "Retry-After"); got == "" {
 		t.Errorf("503 to INVITE has no Retry-After")
 	}
-	// ACK the 503 (same branch) so the transaction can complete.
-	s := u.spec("ACK")
-	s.branch, s.cseq = u.inviteBranch, u.inviteCSeq
-	p.send(p.build(s))
+	u.ackFailure(res)
 
 	// Draining off again: OPTIONS is 200.
 	ts.SetDraining(false)
