@@ -229,6 +229,7 @@ type receiver struct {
 	pt     uint8
 	tePT   int
 	events *rtp.EventReceiver
+	inband *DTMFDetector // only when no telephone-event was negotiated
 	pcm    [maxPacketSamples]int16
 	frame  [FrameSamples]int16
 	have   int
@@ -241,6 +242,8 @@ func newReceiver(l *Leg, enc Encoding, neg Negotiated) *receiver {
 	r := &receiver{leg: l, sink: l.sink, enc: enc, pt: neg.Codec.PayloadType, tePT: -1, events: rtp.NewEventReceiver(8000)}
 	if neg.HasTelephoneEvent {
 		r.tePT = int(neg.TelephoneEvent)
+	} else {
+		r.inband = NewDTMFDetector()
 	}
 	return r
 }
@@ -271,6 +274,11 @@ func (r *receiver) push(pcm []int16) {
 		if r.have == FrameSamples {
 			r.sink.OnAudio(r.frame[:])
 			r.leg.framesIn.Add(1)
+			if r.inband != nil {
+				if d, dur, ok := r.inband.Process(r.frame[:]); ok {
+					r.sink.OnDTMF(d, dur)
+				}
+			}
 			r.have = 0
 		}
 	}

@@ -141,6 +141,33 @@ func TestLegSendsDigitsAsTelephoneEvents(t *testing.T) {
 	}
 }
 
+func TestLegFallsBackToInBandDTMF(t *testing.T) {
+	pool := testPool(t, 32300)
+	a, _ := OpenLeg(LegConfig{Pool: pool}, []uint8{0})
+	b, _ := OpenLeg(LegConfig{Pool: pool}, []uint8{0})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancel(); a.Close(); b.Close() })
+	noEvents := func(l *Leg) Negotiated {
+		n := negotiatedFor(netip.AddrPortFrom(loopback, uint16(l.LocalPort())), pcmu, 20*time.Millisecond)
+		n.HasTelephoneEvent = false
+		return n
+	}
+	sb := &sinkLog{}
+	if err := a.Start(ctx, noEvents(b), &sinkLog{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx, noEvents(a), sb); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SendDigits("42*"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Second, "three in-band digits", func() bool { _, d, _ := sb.snapshot(); return len(d) >= 3 })
+	if _, d, _ := sb.snapshot(); d != "42*" {
+		t.Fatalf("in-band digits = %q, want %q", d, "42*")
+	}
+}
+
 func TestLegMarkFiresAfterQueuedAudioIsSent(t *testing.T) {
 	a, _, sa, _ := legPair(t, pcmu, 20*time.Millisecond)
 	_ = a.PlayPCM(Tone(500, 200*time.Millisecond, 0.3))
