@@ -103,6 +103,15 @@ func (e *Executor) converse(ctx context.Context, call *sip.InboundCall, leg *med
 	}
 	sw.set(session)
 	defer sw.set(nil)
+	call.OnInfo(func(contentType string, body []byte) int {
+		digit, duration, err := sip.ParseDTMFInfo(contentType, body)
+		if err != nil {
+			rec.log.Debug("INFO without DTMF", "error", err)
+			return 415
+		}
+		sw.OnDTMF(digit, duration)
+		return 200
+	})
 
 	agentDone := make(chan error, 1)
 	go func() { agentDone <- session.Wait(ctx) }()

@@ -128,7 +128,7 @@ func lastLines(s string, n int) string {
 // offers in its 200 OK, SIPp answers in the ACK), then holds the call three
 // ways (sendonly, inactive, c=0.0.0.0) and resumes it. The scenario checks
 // each answer's direction; the gateway must log each re-INVITE and end the
-// call on SIPp's BYE.
+// call on SIPp's BYE. Between resume and BYE, SIPp sends DTMF by SIP INFO.
 func TestSIPpLateOfferAndHold(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test: skipped with -short")
@@ -163,5 +163,8 @@ func TestSIPpLateOfferAndHold(t *testing.T) {
 		if got := fmt.Sprint(reinvites[i]["hold"]); got != wantHold {
 			t.Errorf("re-INVITE %d hold = %s, want %s", i+1, got, wantHold)
 		}
+	}
+	if _, ok := gw.Logs.Find(func(e harness.Entry) bool { return e.Msg() == "dtmf" && e.Str("digit") == "7" }); !ok {
+		t.Error("the agent never heard the INFO digit 7")
 	}
 }
