@@ -76,3 +76,10 @@ func (r Reason) String() string {
 }
 
 func (r Reason) header() sipmsg.Header { return sipmsg.NewHeader("Reason", r.String()) }
+
+// warningHeader is an RFC 3261 Warning (code 304, media type not available
+// and friends) whose text is kept inside its quotes.
+func warningHeader(code int, host, text string) sipmsg.Header {
+	text = strings.NewReplacer("\"", "'", "\\", "/", "\r", " ", "\n", " ").Replace(text)
+	return sipmsg.NewHeader("Warning", fmt.Sprintf("%d %s \"%s\"", code, host, text))
+}

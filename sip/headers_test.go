@@ -116,3 +116,10 @@ func TestIsSDP(t *testing.T) {
 		}
 	}
 }
+
+func TestWarningHeaderKeepsTextInsideItsQuotes(t *testing.T) {
+	h := warningHeader(304, "gw.example", `no "common" codec\r`+"\n")
+	if got, want := h.Value(), `304 gw.example "no 'common' codec/r "`; got != want {
+		t.Fatalf("Warning = %q, want %q", got, want)
+	}
+}

@@ -148,7 +148,7 @@ func (c *InboundCall) Reject(code int, reason string, headers ...sipmsg.Header) 
 	res := sipmsg.NewResponseFromRequest(c.dlg.InviteRequest, code, statusText(code), nil)
 	c.srv.decorate(res)
 	if reason != "" && code == 488 {
-		res.AppendHeader(sipmsg.NewHeader("Warning", fmt.Sprintf("304 %s %q", c.srv.cfg.PublicHost, reason)))
+		res.AppendHeader(warningHeader(304, c.srv.cfg.PublicHost, reason))
 	}
 	for _, h := range headers {
 		res.AppendHeader(h)

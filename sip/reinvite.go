@@ -34,7 +34,7 @@ func (c *dialogCore) onReinvite(req *sipmsg.Request, tx sipmsg.ServerTransaction
 	if status >= 300 {
 		res := sipmsg.NewResponseFromRequest(req, status, statusText(status), nil)
 		if reason != "" && CheckHeaderValue(reason) == nil {
-			res.AppendHeader(sipmsg.NewHeader("Warning", "304 "+c.srv.cfg.PublicHost+" \""+reason+"\""))
+			res.AppendHeader(warningHeader(304, c.srv.cfg.PublicHost, reason))
 		}
 		c.srv.decorate(res)
 		_ = tx.Respond(res)

@@ -53,6 +53,9 @@ type Server struct {
 	dialogs  sync.Map        // dialog id -> dialogEntry
 	active   atomic.Int64
 	draining atomic.Bool
+	// stopMu orders wg.Add for a new call against Serve's final wg.Wait.
+	stopMu   sync.Mutex
+	stopping bool
 	wg       sync.WaitGroup
 }
 
@@ -170,6 +173,9 @@ func (s *Server) Serve(ctx context.Context, ready func()) error {
 	case err = <-errs:
 	}
 	s.draining.Store(true)
+	s.stopMu.Lock()
+	s.stopping = true
+	s.stopMu.Unlock()
 	s.wg.Wait()
 	closeAll(closers)
 	s.ua.Close()
@@ -275,11 +281,14 @@ func (s *Server) onInvite(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 		s.respond(tx, req, 481, "Call/Transaction Does Not Exist")
 		return
 	}
-	if s.draining.Load() {
+	s.stopMu.Lock()
+	if s.draining.Load() || s.stopping {
+		s.stopMu.Unlock()
 		s.respond(tx, req, 503, "Service Unavailable", sipmsg.NewHeader("Retry-After", "30"))
 		return
 	}
 	s.wg.Add(1)
+	s.stopMu.Unlock()
 	defer s.wg.Done()
 	s.serveInbound(req, tx)
 }
