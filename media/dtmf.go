@@ -5,12 +5,19 @@ import (
 	"time"
 )
 
-// dtmfFreqs are the row and column frequencies of each DTMF key (ITU Q.23).
+// dtmfKeys lays out the DTMF keypad row by row (ITU Q.23): key i sounds
+// row frequency i/4 with column frequency i%4.
+const dtmfKeys = "123A456B789C*0#D"
+
+// dtmfGrid returns the four row and four column frequencies, in Hz.
+func dtmfGrid() (rows, cols [4]float64) {
+	return [4]float64{697, 770, 852, 941}, [4]float64{1209, 1336, 1477, 1633}
+}
+
+// dtmfFreqs are the row and column frequencies of a DTMF key.
 func dtmfFreqs(d rune) (low, high float64, ok bool) {
-	const keys = "123A456B789C*0#D"
-	rows := [4]float64{697, 770, 852, 941}
-	cols := [4]float64{1209, 1336, 1477, 1633}
-	for i, k := range keys {
+	rows, cols := dtmfGrid()
+	for i, k := range dtmfKeys {
 		if k == d {
 			return rows[i/4], cols[i%4], true
 		}

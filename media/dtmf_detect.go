@@ -30,8 +30,8 @@ const (
 // NewDTMFDetector returns a detector for 8 kHz audio.
 func NewDTMFDetector() *DTMFDetector {
 	d := &DTMFDetector{}
-	freqs := [8]float64{697, 770, 852, 941, 1209, 1336, 1477, 1633}
-	for i, f := range freqs {
+	rows, cols := dtmfGrid()
+	for i, f := range append(rows[:], cols[:]...) {
 		d.coeffs[i] = 2 * math.Cos(2*math.Pi*f/SampleRate)
 	}
 	return d
@@ -92,8 +92,7 @@ func (d *DTMFDetector) classify(frame []int16) rune {
 	if r+c < dtmfMinPower || r < dtmfMinEach || c < dtmfMinEach {
 		return 0
 	}
-	const keys = "123A456B789C*0#D"
-	return rune(keys[row*4+col])
+	return rune(dtmfKeys[row*4+col])
 }
 
 func strongest(p []float64) int {

@@ -54,7 +54,8 @@ type Leg struct {
 	started  atomic.Bool
 	stopOnce sync.Once
 	cancel   context.CancelFunc
-	readErr  chan error
+	readDone chan struct{} // closed when ReadLoop has returned readErr
+	readErr  error
 	pacerEnd chan struct{}
 }
 
@@ -103,10 +104,10 @@ func (l *Leg) Start(ctx context.Context, neg Negotiated, sink Sink) error {
 	l.applyRemote(neg)
 
 	ctx, l.cancel = context.WithCancel(ctx)
-	l.readErr = make(chan error, 1)
+	l.readDone = make(chan struct{})
 	l.pacerEnd = make(chan struct{})
 	r := newReceiver(l, enc, neg)
-	go func() { l.readErr <- l.session.ReadLoop(ctx, r.handle) }()
+	go func() { defer close(l.readDone); l.readErr = l.session.ReadLoop(ctx, r.handle) }()
 	p := newPacer(l, enc, neg)
 	go func() { defer close(l.pacerEnd); p.run(ctx) }()
 	return nil
@@ -143,9 +144,8 @@ func (l *Leg) Wait() error {
 	if !l.started.Load() {
 		return errors.New("media: leg not started")
 	}
-	err := <-l.readErr
-	l.readErr <- err
-	return err
+	<-l.readDone
+	return l.readErr
 }
 
 // Close stops the goroutines and releases the ports. Safe to call twice.
@@ -158,8 +158,7 @@ func (l *Leg) Close() error {
 		err = l.session.Close()
 		if l.started.Load() {
 			<-l.pacerEnd
-			e := <-l.readErr
-			l.readErr <- e
+			<-l.readDone
 		}
 	})
 	return err

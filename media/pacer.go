@@ -73,17 +73,26 @@ func (p *pacer) tick() {
 		return
 	}
 	speech := p.fill()
-	if !p.leg.sending() {
-		p.leg.session.SkipSamples(uint32(p.samples))
-		return
-	}
-	n := Encode(p.enc, p.payload[:], p.pcm[:p.samples])
 	// The marker starts the stream and every talkspurt after silence.
 	marker := p.first || (speech && p.wasSilent)
-	p.first, p.wasSilent = false, !speech
+	if p.sendPCM(marker) {
+		p.first, p.wasSilent = false, !speech
+	}
+}
+
+// sendPCM encodes and sends the packet in p.pcm, or only advances the
+// timestamp while the far end does not want our audio (hold). It reports
+// whether a packet went out.
+func (p *pacer) sendPCM(marker bool) bool {
+	if !p.leg.sending() {
+		p.leg.session.SkipSamples(uint32(p.samples))
+		return false
+	}
+	n := Encode(p.enc, p.payload[:], p.pcm[:p.samples])
 	if err := p.leg.session.WriteAudio(p.pt, marker, p.payload[:n], uint32(p.samples)); err != nil {
 		p.leg.log.Debug("rtp write failed", "error", err)
 	}
+	return true
 }
 
 // fill builds one packet of PCM from the playout queue, padding with
@@ -133,14 +142,9 @@ func (p *pacer) sendDigit() bool {
 		clear(p.pcm[n:p.samples])
 		p.inband = p.inband[n:]
 		if len(p.inband) == 0 {
-			p.gap = digitGap / int(p.ptime/time.Millisecond)
+			p.startGap()
 		}
-		if p.leg.sending() {
-			m := Encode(p.enc, p.payload[:], p.pcm[:p.samples])
-			_ = p.leg.session.WriteAudio(p.pt, false, p.payload[:m], uint32(p.samples))
-		} else {
-			p.leg.session.SkipSamples(uint32(p.samples))
-		}
+		p.sendPCM(false)
 		return true
 	}
 	n, marker, done := p.digit.Next(p.event[:])
@@ -150,7 +154,7 @@ func (p *pacer) sendDigit() bool {
 	p.leg.session.SkipSamples(uint32(p.samples))
 	if done {
 		p.digit = nil
-		p.gap = digitGap / int(p.ptime/time.Millisecond)
+		p.startGap()
 	}
 	return true
 }
@@ -159,6 +163,9 @@ const (
 	digitDuration = 100 * time.Millisecond
 	digitGap      = 60 // ms of audio between digits
 )
+
+// startGap leaves digitGap of plain audio before the next digit.
+func (p *pacer) startGap() { p.gap = digitGap / int(p.ptime/time.Millisecond) }
 
 func (p *pacer) startDigit(d rune) {
 	code, _ := rtp.DigitCode(d)
