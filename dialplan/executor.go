@@ -77,28 +77,27 @@ func (e *Executor) HandleCall(ctx context.Context, call *sip.InboundCall) {
 func (e *Executor) converse(ctx context.Context, call *sip.InboundCall, leg *media.Leg, neg media.Negotiated, rec *record) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	sw := &listenerSwitch{}
-	if err := leg.Start(ctx, neg, sw); err != nil {
-		rec.log.Error("media start failed", "error", err)
+	fail := func(msg string, args ...any) {
+		rec.log.Error(msg, args...)
 		rec.reason = EndAgentFailed
 		_ = call.Hangup(context.WithoutCancel(ctx), sip.CauseError.Reason())
+	}
+	sw := &listenerSwitch{}
+	if err := leg.Start(ctx, neg, sw); err != nil {
+		fail("media start failed", "error", err)
 		return
 	}
 	name := e.env.DefaultAgent
 	ag, found := e.env.Agents[name]
 	rec.agent = name
 	if !found {
-		rec.log.Error("agent not configured", "agent", name)
-		rec.reason = EndAgentFailed
-		_ = call.Hangup(context.WithoutCancel(ctx), sip.CauseError.Reason())
+		fail("agent not configured", "agent", name)
 		return
 	}
 	cm := &callMedia{Leg: leg, log: rec.log, info: agent.Info{CallID: call.CallID, From: call.From, To: call.To}}
 	session, err := ag.Start(ctx, cm)
 	if err != nil {
-		rec.log.Error("agent start failed", "agent", name, "error", err)
-		rec.reason = EndAgentFailed
-		_ = call.Hangup(context.WithoutCancel(ctx), sip.CauseError.Reason())
+		fail("agent start failed", "agent", name, "error", err)
 		return
 	}
 	sw.set(session)
@@ -113,8 +112,9 @@ func (e *Executor) converse(ctx context.Context, call *sip.InboundCall, leg *med
 		return 200
 	})
 
-	agentDone := make(chan error, 1)
-	go func() { agentDone <- session.Wait(ctx) }()
+	agentDone := make(chan struct{})
+	var agentErr error
+	go func() { defer close(agentDone); agentErr = session.Wait(ctx) }()
 	mediaDone := make(chan error, 1)
 	go func() { mediaDone <- leg.Wait() }()
 
@@ -124,9 +124,8 @@ func (e *Executor) converse(ctx context.Context, call *sip.InboundCall, leg *med
 		rec.reason = EndRemoteBye
 	case <-ctx.Done():
 		rec.reason, cause = EndShutdown, sip.CauseShutdown
-	case err := <-agentDone:
-		agentDone <- err
-		switch {
+	case <-agentDone:
+		switch err := agentErr; {
 		case err == nil:
 			rec.reason, cause = EndLocalBye, sip.CauseNormal
 		case errors.Is(err, agent.ErrHangup):
