@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/switchboard-voice/switchboard/rtp"
 )
 
 // ErrNotDTMF is returned for INFO bodies that carry no DTMF digit.
@@ -59,28 +61,23 @@ func parseDTMFRelay(body string) (rune, time.Duration, error) {
 	return digit, duration, nil
 }
 
-// dtmfDigit accepts 0-9, *, #, A-D, and the event codes 10 (*) and 11 (#)
-// that some devices send instead.
+// dtmfDigit accepts one keypad character (0-9, *, #, A-D, a-d), and the
+// event codes 10 (*) and 11 (#) that some devices send instead.
 func dtmfDigit(s string) (rune, bool) {
 	switch s {
 	case "10":
-		return '*', true
+		return rtp.DigitRune(10)
 	case "11":
-		return '#', true
+		return rtp.DigitRune(11)
 	}
 	if len(s) != 1 {
 		return 0, false
 	}
-	c := rune(s[0])
-	switch {
-	case c >= '0' && c <= '9', c == '*', c == '#':
-		return c, true
-	case c >= 'A' && c <= 'D':
-		return c, true
-	case c >= 'a' && c <= 'd':
-		return c - 'a' + 'A', true
+	code, ok := rtp.DigitCode(rune(s[0]))
+	if !ok {
+		return 0, false
 	}
-	return 0, false
+	return rtp.DigitRune(code)
 }
 
 func truncate(s string) string {

@@ -77,11 +77,6 @@ func (s *Server) serveInbound(req *sipmsg.Request, tx sipmsg.ServerTransaction) 
 }
 
 func isSDP(contentType string) bool {
-	for i := 0; i < len(contentType); i++ {
-		if contentType[i] == ';' {
-			contentType = contentType[:i]
-			break
-		}
-	}
-	return strings.EqualFold(strings.TrimSpace(contentType), "application/sdp")
+	mediaType, _, _ := strings.Cut(contentType, ";")
+	return strings.EqualFold(strings.TrimSpace(mediaType), "application/sdp")
 }
