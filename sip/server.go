@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -346,17 +345,9 @@ func closeAll(closers []func() error) {
 
 // sourceAddr parses the transport source of a request.
 func sourceAddr(req *sipmsg.Request) netip.AddrPort {
-	host, port, err := net.SplitHostPort(req.Source())
+	ap, err := netip.ParseAddrPort(req.Source())
 	if err != nil {
 		return netip.AddrPort{}
 	}
-	addr, err := netip.ParseAddr(host)
-	if err != nil {
-		return netip.AddrPort{}
-	}
-	p, err := strconv.Atoi(port)
-	if err != nil {
-		return netip.AddrPort{}
-	}
-	return netip.AddrPortFrom(addr.Unmap(), uint16(p))
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
