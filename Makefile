@@ -4,7 +4,7 @@
 #   make run         build, then run with the binary's embedded default config
 #   make test        install/start test dependencies, vet, full test suite with -race
 #   make test-short  unit tests only (-short), no external dependencies
-#   make bench       media hot-path benchmarks (rtp, media)
+#   make bench       hot-path benchmarks (rtp, media, the agent framing)
 #   make fuzz        every Fuzz target in the repo for FUZZTIME each
 #   make lint        gofmt + go vet
 #   make clean       remove build outputs
@@ -41,7 +41,7 @@ test-short:
 
 # `$$` is make's escape for a literal `$`: -run '^$' runs no tests, only benchmarks.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./rtp/ ./media/
+	$(GO) test -run '^$$' -bench . -benchmem ./rtp/ ./media/ ./agent/twilio/
 
 # Go fuzzes one target per `go test` invocation, so list each package's Fuzz
 # targets and run them one by one. Any failure stops the loop with non-zero.

@@ -26,6 +26,7 @@ func (e *echoSession) OnDTMF(digit rune, d time.Duration) {
 }
 
 func (e *echoSession) OnMark(string) {}
+func (e *echoSession) OnEvent(Event) {}
 
 func (e *echoSession) Wait(ctx context.Context) error {
 	<-ctx.Done()

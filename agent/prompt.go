@@ -35,6 +35,7 @@ type promptSession struct {
 
 func (s *promptSession) OnAudio([]int16)            {}
 func (s *promptSession) OnDTMF(rune, time.Duration) {}
+func (s *promptSession) OnEvent(Event)              {}
 func (s *promptSession) OnMark(name string) {
 	if name == promptDoneMark {
 		s.once.Do(func() { close(s.played) })

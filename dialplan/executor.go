@@ -3,14 +3,15 @@ package dialplan
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/switchboard-voice/switchboard/agent"
 	"github.com/switchboard-voice/switchboard/media"
-	"github.com/switchboard-voice/switchboard/rtp"
 	"github.com/switchboard-voice/switchboard/sip"
 )
 
@@ -20,22 +21,61 @@ type Env struct {
 	Answer       media.AnswerConfig // codecs, ptimes and local address; ports filled per call
 	Agents       map[string]agent.Agent
 	DefaultAgent string
-	Ringing      bool
-	Log          *slog.Logger
+	// Plans routes calls; nil sends every call to DefaultAgent.
+	Plans PlanSource
+	// Admit takes the call's slots in the concurrency limits before it is
+	// answered: release frees them at hang-up; a non-zero code refuses the
+	// call with that SIP status. Nil admits every call.
+	Admit    func(ctx context.Context, c CallSnapshot) (release func(), code int)
+	Observer Observer // nil: nobody listens
+	Ringing  bool
+	Log      *slog.Logger
+}
+
+// PlanSource hands out the current dialplan; *Live is one.
+type PlanSource interface{ Current() *Plan }
+
+// Observer hears about calls: metrics, the fleet registry, CDR sinks. Calls
+// come from call goroutines and must return quickly.
+type Observer interface {
+	CallStarted(c CallSnapshot)
+	CallUpdated(c CallSnapshot)
+	AgentStarted(name string, connect time.Duration, err error)
+	AgentFailed(name string, err error)
+	CallEnded(c CallSnapshot, cdr CDR)
 }
 
 // Executor runs inbound calls.
 type Executor struct {
 	env    Env
 	active atomic.Int64
+	calls  sync.Map // call id -> *liveCall
 }
 
 // NewExecutor returns an executor for env.
-func NewExecutor(env Env) *Executor {
+func NewExecutor(env Env) (*Executor, error) {
 	if env.Log == nil {
 		env.Log = slog.Default()
 	}
-	return &Executor{env: env}
+	if env.Plans == nil {
+		plan, err := BuiltinPlan(env.DefaultAgent)
+		if err != nil {
+			return nil, err
+		}
+		env.Plans = fixedPlan{plan}
+	}
+	return &Executor{env: env}, nil
+}
+
+type fixedPlan struct{ p *Plan }
+
+func (f fixedPlan) Current() *Plan { return f.p }
+
+// BuiltinPlan is the plan of a gateway without a dialplan file: answer and
+// hand the call to agentName.
+func BuiltinPlan(agentName string) (*Plan, error) {
+	src := fmt.Sprintf("rules:\n  - name: default\n    default: true\n    actions:\n      - answer\n      - agent: {name: %q}\n", agentName)
+	return Load("(built-in)", []byte(src), ".", LoadOptions{})
 }
 
 // Active counts calls the executor is running.
@@ -46,124 +86,148 @@ const (
 	EndRemoteBye   = "remote_bye"
 	EndLocalBye    = "local_bye"
 	EndAgentHangup = "agent_hangup"
+	EndAdminHangup = "admin_hangup"
 	EndRTPTimeout  = "rtp_timeout"
 	EndCancelled   = "cancelled"
 	EndRejected    = "rejected"
+	EndLimit       = "limit"
 	EndNoAck       = "no_ack"
 	EndAgentFailed = "agent_failed"
+	EndFailed      = "failed"
+	EndTransferred = "transferred"
 	EndShutdown    = "shutdown"
 )
+
+func (e *Executor) observe(f func(Observer)) {
+	if e.env.Observer != nil {
+		f(e.env.Observer)
+	}
+}
 
 // HandleCall is the sip.CallHandler: it owns the call until it ends.
 func (e *Executor) HandleCall(ctx context.Context, call *sip.InboundCall) {
 	e.active.Add(1)
-	rec := &record{start: time.Now(), log: call.Log.With("from", call.From, "to", call.To)}
-	defer func() {
-		e.active.Add(-1)
-		rec.finish(e.Active())
-	}()
+	rec := &record{start: time.Now(), call: call, log: call.Log.With("from", call.From, "to", call.To, "trunk", call.Trunk)}
 	rec.log.Info("call received", "source", call.Source.String(), "transport", call.Transport)
 
-	leg, neg, ok := e.answer(ctx, call, rec)
-	if !ok {
-		return
+	plan := e.env.Plans.Current()
+	rule := plan.Route(Facts{To: call.To, From: call.From, Trunk: call.Trunk, CallID: call.CallID, Headers: call.Header, At: rec.start})
+	rec.rule = rule.Name
+
+	runCtx, end := context.WithCancelCause(ctx)
+	live := &liveCall{end: end, snap: CallSnapshot{ID: call.CallID, Trunk: call.Trunk, From: call.From, To: call.To,
+		State: StateRinging, Rule: rule.Name, Started: rec.start}}
+	e.calls.Store(call.CallID, live)
+	e.observe(func(o Observer) { o.CallStarted(live.snapshot()) })
+	defer func() {
+		e.calls.Delete(call.CallID)
+		e.active.Add(-1)
+		cdr := rec.cdr(time.Now())
+		rec.logEnd(cdr, e.Active())
+		snap := live.update(func(s *CallSnapshot) { s.State = StateEnding })
+		e.observe(func(o Observer) { o.CallEnded(snap, cdr) })
+	}()
+
+	if e.env.Admit != nil {
+		release, code := e.env.Admit(ctx, live.snapshot())
+		if code != 0 {
+			e.reject(call, rec, code, "")
+			rec.reason = EndLimit
+			return
+		}
+		defer release()
 	}
-	defer leg.Close()
-	rec.leg, rec.neg = leg, neg
-	e.converse(ctx, call, leg, neg, rec)
+
+	// The caller hanging up stops the plan wherever it is.
+	stop := context.AfterFunc(call.Context(), func() { end(errRemoteHangup) })
+	defer stop()
+	mediaCtx, stopMedia := context.WithCancel(ctx)
+	defer stopMedia()
+	rt := &callRuntime{e: e, call: call, rec: rec, live: live, end: end, mediaCtx: mediaCtx, sw: &listenerSwitch{digits: &rec.digits}}
+	vars := Vars{Caller: call.From, Called: call.To, Trunk: call.Trunk, CallID: call.CallID, Header: call.Header}
+	out, err := plan.Run(runCtx, rule, rt, vars)
+	rec.outcome = out
+	// A plan stopped by its context (caller gone, admin, shutdown) has not
+	// failed; finish says why it ended.
+	if err != nil && out.Ended != EndedCtx {
+		rec.log.Warn("dialplan failed", "rule", rule.Name, "error", err)
+	}
+	e.finish(ctx, runCtx, rt, out)
+	stopMedia()
+	if rt.leg != nil {
+		rt.leg.Close()
+	}
 }
 
-// converse runs the agent until someone ends the call.
-func (e *Executor) converse(ctx context.Context, call *sip.InboundCall, leg *media.Leg, neg media.Negotiated, rec *record) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	fail := func(msg string, args ...any) {
-		rec.log.Error(msg, args...)
-		rec.reason = EndAgentFailed
-		_ = call.Hangup(context.WithoutCancel(ctx), sip.CauseError.Reason())
-	}
-	sw := &listenerSwitch{}
-	if err := leg.Start(ctx, neg, sw); err != nil {
-		fail("media start failed", "error", err)
+// finish settles the end reason and makes sure the far end knows the call
+// is over.
+func (e *Executor) finish(ctx, runCtx context.Context, rt *callRuntime, out Outcome) {
+	rec, call := rt.rec, rt.call
+	if rt.unanswerable {
 		return
 	}
-	name := e.env.DefaultAgent
-	ag, found := e.env.Agents[name]
-	rec.agent = name
-	if !found {
-		fail("agent not configured", "agent", name)
-		return
-	}
-	cm := &callMedia{Leg: leg, log: rec.log, info: agent.Info{CallID: call.CallID, From: call.From, To: call.To}}
-	session, err := ag.Start(ctx, cm)
-	if err != nil {
-		fail("agent start failed", "agent", name, "error", err)
-		return
-	}
-	sw.set(session)
-	defer sw.set(nil)
-	call.OnInfo(func(contentType string, body []byte) int {
-		digit, duration, err := sip.ParseDTMFInfo(contentType, body)
-		if err != nil {
-			rec.log.Debug("INFO without DTMF", "error", err)
-			return 415
+	cause := sip.CauseNormal
+	switch out.Ended {
+	case EndedReject, EndedHangup, EndedCompleted, EndedAgentHangup:
+		// Runtime.Hangup/Reject already set the reason and told the far end.
+		if rec.reason == "" {
+			rec.reason = EndLocalBye
 		}
-		sw.OnDTMF(digit, duration)
-		return 200
-	})
-
-	agentDone := make(chan struct{})
-	var agentErr error
-	go func() { defer close(agentDone); agentErr = session.Wait(ctx) }()
-	mediaDone := make(chan error, 1)
-	go func() { mediaDone <- leg.Wait() }()
-
-	var cause sip.HangupCause
-	select {
-	case <-call.Done():
-		rec.reason = EndRemoteBye
-	case <-ctx.Done():
-		rec.reason, cause = EndShutdown, sip.CauseShutdown
-	case <-agentDone:
-		switch err := agentErr; {
-		case err == nil:
-			rec.reason, cause = EndLocalBye, sip.CauseNormal
-		case errors.Is(err, agent.ErrHangup):
-			rec.reason, cause = EndAgentHangup, sip.CauseAgentHangup
-		default:
-			rec.log.Warn("agent failed", "agent", name, "error", err)
-			rec.reason, cause = EndAgentFailed, sip.CauseError
+		return
+	case EndedTransferred:
+		rec.reason = EndTransferred
+		return
+	case EndedFailed:
+		rec.reason, cause = EndFailed, sip.CauseError
+		if rec.agent != "" {
+			rec.reason = EndAgentFailed
 		}
-	case err := <-mediaDone:
-		switch {
-		case errors.Is(err, rtp.ErrInactive):
+	case EndedCtx:
+		var req *endRequest
+		switch err := context.Cause(runCtx); {
+		case rec.reason != "": // answer already settled it (cancelled, no ACK)
+			return
+		case errors.Is(err, errRemoteHangup):
+			rec.reason = EndRemoteBye
+			if errors.Is(call.Err(), sip.ErrCanceled) {
+				rec.reason = EndCancelled
+			}
+			return
+		case errors.Is(err, errRTPTimeout):
 			rec.reason, cause = EndRTPTimeout, sip.CauseRTPTimeout
+		case errors.As(err, &req):
+			rec.reason = req.reason
+			rec.log.Info("call ended by request", "detail", req.detail)
 		case ctx.Err() != nil:
 			rec.reason, cause = EndShutdown, sip.CauseShutdown
 		default:
-			rec.log.Warn("media stopped", "error", err)
-			rec.reason, cause = EndLocalBye, sip.CauseError
+			rec.reason, cause = EndFailed, sip.CauseError
 		}
 	}
-	// A far-end BYE also ends ctx and the media, so any case may have woken
-	// us: the BYE wins.
-	select {
-	case <-call.Done():
+	// A far-end BYE may have raced whatever ended the plan: the BYE wins.
+	if call.Err() != nil {
 		rec.reason = EndRemoteBye
-	default:
+		return
 	}
-	cancel()
-	<-agentDone
-	if rec.reason != EndRemoteBye {
-		if err := call.Hangup(context.WithoutCancel(ctx), cause.Reason()); err != nil {
-			rec.log.Warn("hangup failed", "error", err)
+	if !rt.final {
+		code := 500
+		if rec.reason == EndShutdown {
+			code = 503
 		}
+		rt.final = true
+		e.reject(call, rec, code, "")
+		return
+	}
+	bctx, cancel := byeContext(ctx)
+	defer cancel()
+	if err := call.Hangup(bctx, cause.Reason()); err != nil {
+		rec.log.Warn("hangup failed", "error", err)
 	}
 }
 
 // answer negotiates media, opens the leg and answers the INVITE. On failure
 // it has rejected the call and released everything.
-func (e *Executor) answer(ctx context.Context, call *sip.InboundCall, rec *record) (*media.Leg, media.Negotiated, bool) {
+func (e *Executor) answer(ctx context.Context, call *sip.InboundCall, rec *record, sw *listenerSwitch) (*media.Leg, media.Negotiated, bool) {
 	cfg := e.env.Answer
 	cfg.SessionID = rand.Uint64() >> 1
 	cfg.SessionVersion = 1
@@ -241,12 +305,23 @@ func (e *Executor) answer(ctx context.Context, call *sip.InboundCall, rec *recor
 		if err != nil {
 			rec.log.Warn("late-offer ACK carried no usable answer", "error", err)
 			rec.reason = EndRejected
-			_ = call.Hangup(context.WithoutCancel(ctx), sip.Reason{Protocol: "SIP", Cause: 488, Text: "Not Acceptable Here"})
+			bctx, cancel := byeContext(ctx)
+			_ = call.Hangup(bctx, sip.Reason{Protocol: "SIP", Cause: 488, Text: "Not Acceptable Here"})
+			cancel()
 			leg.Close()
 			return nil, media.Negotiated{}, false
 		}
 	}
-	call.OnOffer(e.reoffer(leg, cfg, rec))
+	call.OnOffer(e.reoffer(leg, cfg, rec, sw, neg.Hold))
+	call.OnInfo(func(contentType string, body []byte) int {
+		digit, duration, err := sip.ParseDTMFInfo(contentType, body)
+		if err != nil {
+			rec.log.Debug("INFO without DTMF", "error", err)
+			return 415
+		}
+		sw.OnDTMF(digit, duration)
+		return 200
+	})
 	return leg, neg, true
 }
 
@@ -265,9 +340,11 @@ func (e *Executor) lateAnswer(ack []byte, cfg media.AnswerConfig) (media.Negotia
 }
 
 // reoffer answers re-INVITEs: hold, resume, or a moved RTP address.
-func (e *Executor) reoffer(leg *media.Leg, cfg media.AnswerConfig, rec *record) sip.OfferHandler {
+func (e *Executor) reoffer(leg *media.Leg, cfg media.AnswerConfig, rec *record, sw *listenerSwitch, held bool) sip.OfferHandler {
 	var version atomic.Uint64
 	version.Store(cfg.SessionVersion)
+	var hold atomic.Bool
+	hold.Store(held)
 	return func(offer []byte) ([]byte, int, string) {
 		c := cfg
 		c.SessionVersion = version.Add(1)
@@ -288,6 +365,13 @@ func (e *Executor) reoffer(leg *media.Leg, cfg media.AnswerConfig, rec *record) 
 		}
 		rec.log.Info("re-INVITE", "hold", neg.Hold, "direction", neg.LocalDirection.String(), "remote", neg.Remote.String())
 		leg.Update(neg)
+		if hold.Swap(neg.Hold) != neg.Hold {
+			kind := agent.EventResume
+			if neg.Hold {
+				kind = agent.EventHold
+			}
+			sw.OnEvent(agent.Event{Kind: kind})
+		}
 		return answer, 0, ""
 	}
 }
@@ -298,4 +382,15 @@ func (e *Executor) reject(call *sip.InboundCall, rec *record, code int, reason s
 	if err := call.Reject(code, reason); err != nil {
 		rec.log.Debug("reject failed", "error", err)
 	}
+}
+
+// byeWait bounds how long a hang-up waits for the far end to answer its BYE:
+// a caller that vanished must not hold the call's record, or a draining
+// gateway's exit, for the 32 s of a full SIP transaction timeout.
+const byeWait = 5 * time.Second
+
+// byeContext outlives ctx (the BYE must go out even when ctx has ended) but
+// not byeWait.
+func byeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), byeWait)
 }

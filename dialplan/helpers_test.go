@@ -92,13 +92,16 @@ func startGateway(t testing.TB, agents map[string]agent.Agent, defaultAgent stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	exec := NewExecutor(Env{
+	exec, err := NewExecutor(Env{
 		Media:        media.LegConfig{Pool: pool, Latch: true, InactivityTimeout: inactivity, Logger: testLogger()},
 		Answer:       media.AnswerConfig{Codecs: []string{"PCMU", "PCMA"}, LocalAddr: loopback},
 		Agents:       agents,
 		DefaultAgent: defaultAgent,
 		Log:          testLogger(),
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	return &gateway{endpoint: startEndpoint(t, exec.HandleCall), exec: exec, pool: pool}
 }
 
@@ -130,7 +133,8 @@ func (r *recorder) OnDTMF(d rune, _ time.Duration) {
 	r.digits = append(r.digits, d)
 	r.mu.Unlock()
 }
-func (r *recorder) OnMark(string) {}
+func (r *recorder) OnMark(string)       {}
+func (r *recorder) OnEvent(agent.Event) {}
 
 func (r *recorder) heard() []int16 {
 	r.mu.Lock()

@@ -2,47 +2,87 @@ package dialplan
 
 import (
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/switchboard-voice/switchboard/media"
+	"github.com/switchboard-voice/switchboard/sip"
 )
 
-// record collects what the end-of-call log line (and later the CDR) says.
+// record collects what the end-of-call log line and the CDR say.
 type record struct {
 	log      *slog.Logger
+	call     *sip.InboundCall
 	start    time.Time
 	answered time.Time
 	reason   string
 	status   int
+	rule     string
 	agent    string
+	outcome  Outcome
 	leg      *media.Leg
 	neg      media.Negotiated
+	digits   digitLog
 }
 
-func (r *record) finish(activeAfter int) {
-	attrs := []any{
-		"reason", r.reason,
-		"duration_ms", time.Since(r.start).Milliseconds(),
-		"active_calls_after", activeAfter,
-	}
-	if r.status != 0 {
-		attrs = append(attrs, "status", r.status)
+// cdr builds the call's record; ended is when the call ended.
+func (r *record) cdr(ended time.Time) CDR {
+	c := CDR{
+		CallID: r.call.CallID, Trunk: r.call.Trunk, From: r.call.From, To: r.call.To,
+		Source: r.call.Source.String(), Invite: r.start, Answer: r.answered, End: ended,
+		Reason: r.reason, HungUpBy: hungUpBy(r.reason), Status: r.status,
+		Rule: r.rule, Actions: r.outcome.Actions, Agent: r.agent, Digits: r.digits.String(),
 	}
 	if !r.answered.IsZero() {
-		attrs = append(attrs, "setup_ms", float64(r.answered.Sub(r.start).Microseconds())/1000)
+		c.SetupMs = float64(r.answered.Sub(r.start).Microseconds()) / 1000
+		c.Duration = ended.Sub(r.answered).Seconds()
 	}
-	if r.agent != "" {
-		attrs = append(attrs, "agent", r.agent)
+	if r.leg != nil {
+		st := r.leg.Stats()
+		c.Media = &MediaCDR{
+			Codec: r.neg.Codec.Name, PTimeMs: r.neg.PTime.Milliseconds(),
+			PacketsReceived: st.RTP.PacketsReceived, PacketsSent: st.RTP.PacketsSent,
+			PacketsLost: st.RTP.PacketsLost, JitterMs: st.RTP.JitterMs,
+		}
+	}
+	return c
+}
+
+// logEnd writes the "call ended" line.
+func (r *record) logEnd(c CDR, activeAfter int) {
+	attrs := []any{
+		"reason", c.Reason,
+		"hung_up_by", c.HungUpBy,
+		"duration_ms", c.End.Sub(c.Invite).Milliseconds(),
+		"active_calls_after", activeAfter,
+	}
+	if c.Status != 0 {
+		attrs = append(attrs, "status", c.Status)
+	}
+	if c.SetupMs != 0 {
+		attrs = append(attrs, "setup_ms", c.SetupMs)
+	}
+	if c.Rule != "" {
+		attrs = append(attrs, "rule", c.Rule)
+	}
+	if len(c.Actions) > 0 {
+		attrs = append(attrs, "actions", strings.Join(c.Actions, "; "))
+	}
+	if c.Agent != "" {
+		attrs = append(attrs, "agent", c.Agent)
+	}
+	if c.Digits != "" {
+		attrs = append(attrs, "digits", c.Digits)
 	}
 	if r.leg != nil {
 		st := r.leg.Stats()
 		attrs = append(attrs,
-			"codec", r.neg.Codec.Name,
-			"ptime_ms", r.neg.PTime.Milliseconds(),
-			"rtp_packets_received", st.RTP.PacketsReceived,
-			"rtp_packets_sent", st.RTP.PacketsSent,
-			"rtp_packets_lost", st.RTP.PacketsLost,
-			"rtp_jitter_ms", st.RTP.JitterMs,
+			"codec", c.Media.Codec,
+			"ptime_ms", c.Media.PTimeMs,
+			"rtp_packets_received", c.Media.PacketsReceived,
+			"rtp_packets_sent", c.Media.PacketsSent,
+			"rtp_packets_lost", c.Media.PacketsLost,
+			"rtp_jitter_ms", c.Media.JitterMs,
 			"agent_frames_in", st.FramesIn,
 			"agent_frames_out", st.FramesOut,
 		)

@@ -23,9 +23,10 @@ type pacer struct {
 	payload [maxPacketSamples]byte
 	event   [4]byte
 	carry   [FrameSamples]int16
-	carryN  int // samples left in carry
-	carryAt int // next sample in carry
-	stalls  int // ticks a trailing partial frame has waited
+	carryN  int    // samples left in carry
+	carryAt int    // next sample in carry
+	clears  uint64 // playout's Clears() when carry was filled
+	stalls  int    // ticks a trailing partial frame has waited
 
 	digit     *rtp.EventSender
 	digitTS   uint32
@@ -98,6 +99,10 @@ func (p *pacer) sendPCM(marker bool) bool {
 // fill builds one packet of PCM from the playout queue, padding with
 // silence; it reports whether any agent audio went in.
 func (p *pacer) fill() bool {
+	// A clear (barge-in) also drops the rest of a frame already taken.
+	if c := p.leg.playout.Clears(); c != p.clears {
+		p.clears, p.carryAt = c, p.carryN
+	}
 	speech := false
 	for have := 0; have < p.samples; {
 		if p.carryAt == p.carryN {

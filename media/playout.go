@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/zaf/g711"
@@ -29,6 +30,10 @@ type playoutMark struct {
 // been taken by NextFrame) and clear (barge-in). It is safe for one producer and one consumer
 // goroutine at once (more are safe too, only the order between their calls is theirs).
 type Playout struct {
+	// clears counts Clear calls, so a reader holding part of a frame it
+	// took before the clear knows to drop it.
+	clears atomic.Uint64
+
 	onMark func(string)
 	cap    int // samples
 
@@ -155,6 +160,7 @@ func (p *Playout) Flush() {
 // Clear drops all queued audio, including a partial frame, and fires every pending mark at
 // once, in order.
 func (p *Playout) Clear() {
+	p.clears.Add(1)
 	p.mu.Lock()
 	p.head, p.count = 0, 0
 	p.read = p.written
@@ -241,3 +247,6 @@ func (p *Playout) Buffered() time.Duration {
 	p.mu.Unlock()
 	return time.Duration(n) * time.Second / SampleRate
 }
+
+// Clears counts Clear calls so far.
+func (p *Playout) Clears() uint64 { return p.clears.Load() }

@@ -40,7 +40,9 @@ type InboundCall struct {
 	To          string // called user part (number)
 	RequestURI  string
 	Source      netip.AddrPort
-	Transport   string
+	// Trunk names the trunk the call came from ("" for other allowed sources).
+	Trunk     string
+	Transport string
 	// Offer is the INVITE's SDP, nil for a late-offer INVITE.
 	Offer []byte
 

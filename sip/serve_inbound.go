@@ -30,6 +30,7 @@ func (s *Server) serveInbound(req *sipmsg.Request, tx sipmsg.ServerTransaction) 
 		RequestURI: req.Recipient.String(),
 		To:         req.Recipient.User,
 		Source:     sourceAddr(req),
+		Trunk:      s.guard.trunkName(sourceAddr(req).Addr()),
 		Transport:  req.Transport(),
 		Offer:      req.Body(),
 		dlg:        dlg,

@@ -29,7 +29,9 @@ type Config struct {
 	// UserAgent, when set, is sent as Server on responses and User-Agent on
 	// requests. Empty sends neither: scanners learn nothing.
 	UserAgent string
-	Logger    *slog.Logger
+	// Access screens sources; the zero value accepts everyone.
+	Access AccessConfig
+	Logger *slog.Logger
 }
 
 // CallHandler owns an inbound call from its INVITE to its end. It runs on its
@@ -47,14 +49,20 @@ type Server struct {
 	client  *sipgo.Client
 	dialog  sipgo.DialogUA
 	handler CallHandler
+	guard   *guard
 
 	base     context.Context // ends when Serve's context does
 	dialogs  sync.Map        // dialog id -> dialogEntry
 	active   atomic.Int64
 	draining atomic.Bool
-	// stopMu orders wg.Add for a new call against Serve's final wg.Wait.
+	// stopMu orders wg.Add for a new call against Serve's final wg.Wait,
+	// and reqs.Add for any request against the wait for in-flight handlers:
+	// a handler answering after the listeners closed would make sipgo bind
+	// a fresh socket that nothing ever closes.
 	stopMu   sync.Mutex
 	stopping bool
+	closed   bool
+	reqs     sync.WaitGroup
 	wg       sync.WaitGroup
 }
 
@@ -107,7 +115,7 @@ func NewServer(cfg Config, handler CallHandler) (*Server, error) {
 		ua.Close()
 		return nil, fmt.Errorf("sip: client: %w", err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, ua: ua, srv: srv, client: client, handler: handler, base: context.Background()}
+	s := &Server{cfg: cfg, log: cfg.Logger, ua: ua, srv: srv, client: client, handler: handler, base: context.Background(), guard: newGuard(cfg.Access)}
 	s.dialog = sipgo.DialogUA{Client: client, ContactHDR: s.contact("udp")}
 	s.routes()
 	return s, nil
@@ -176,6 +184,10 @@ func (s *Server) Serve(ctx context.Context, ready func()) error {
 	s.stopping = true
 	s.stopMu.Unlock()
 	s.wg.Wait()
+	s.stopMu.Lock()
+	s.closed = true
+	s.stopMu.Unlock()
+	s.reqs.Wait()
 	closeAll(closers)
 	s.ua.Close()
 	if err != nil && !errors.Is(err, net.ErrClosed) {
@@ -223,20 +235,55 @@ func (s *Server) SetDraining(on bool) { s.draining.Store(on) }
 func (s *Server) ActiveCalls() int { return int(s.active.Load()) }
 
 func (s *Server) routes() {
-	s.srv.OnInvite(s.onInvite)
-	s.srv.OnAck(s.onAck)
-	s.srv.OnBye(s.onBye)
-	s.srv.OnInfo(s.onInfo)
-	s.srv.OnOptions(s.onOptions)
+	s.srv.OnInvite(s.screen(s.onInvite))
+	s.srv.OnAck(s.screen(s.onAck))
+	s.srv.OnBye(s.screen(s.onBye))
+	s.srv.OnInfo(s.screen(s.onInfo))
+	s.srv.OnOptions(s.screen(s.onOptions))
 	for _, m := range []func(sipgo.RequestHandler){s.srv.OnNotify, s.srv.OnRefer, s.srv.OnUpdate, s.srv.OnPrack} {
-		m(s.inDialogOnly)
+		m(s.screen(s.inDialogOnly))
 	}
 	for _, m := range []func(sipgo.RequestHandler){s.srv.OnRegister, s.srv.OnSubscribe, s.srv.OnMessage, s.srv.OnPublish} {
-		m(s.notAllowed)
+		m(s.screen(s.notAllowed))
 	}
-	s.srv.OnNoRoute(func(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
+	s.srv.OnNoRoute(s.screen(func(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 		s.respond(tx, req, 501, "Not Implemented", sipmsg.NewHeader("Allow", allowedMethods))
-	})
+	}))
+}
+
+// screen runs the access guard before a handler. Requests outside a dialog
+// need an allowed source; the refusal is the same whatever was asked, so a
+// scanner cannot tell a valid extension from an invalid one.
+func (s *Server) screen(next sipgo.RequestHandler) sipgo.RequestHandler {
+	return func(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
+		outOfDialog := true
+		if to := req.To(); to != nil && to.Params.Has("tag") {
+			outOfDialog = false
+		}
+		// Stopping: calls being torn down still get their in-dialog
+		// requests; nothing new starts.
+		s.stopMu.Lock()
+		if s.closed || (s.stopping && outOfDialog) {
+			s.stopMu.Unlock()
+			return
+		}
+		s.reqs.Add(1)
+		s.stopMu.Unlock()
+		defer s.reqs.Done()
+		src := sourceAddr(req).Addr()
+		switch s.guard.check(req, src, outOfDialog) {
+		case admit:
+			next(req, tx)
+		case tooLarge:
+			s.respond(tx, req, 513, "Message Too Large")
+		case forbid:
+			s.log.Debug("sip: request refused", "source", src.String(), "method", req.Method.String())
+			if !s.cfg.Access.Quiet && !req.IsAck() {
+				s.respond(tx, req, 403, "Forbidden")
+			}
+		case drop:
+		}
+	}
 }
 
 const allowedMethods = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO"

@@ -33,6 +33,7 @@ func callCommand() *cli.Command {
 			&cli.Float64Flag{Name: "tone", Usage: "play a sine tone of `HZ` instead of a file"},
 			&cli.StringFlag{Name: "record", Usage: "record what the far end sends to WAV `FILE`"},
 			&cli.StringFlag{Name: "dtmf", Usage: "digits to send as RFC 4733 events, `DIGIT@OFFSET,...` (e.g. 1@2s,#@3.5s)"},
+			&cli.BoolFlag{Name: "inband", Usage: "offer no telephone-event, so digits go as in-band tones"},
 			&cli.DurationFlag{Name: "duration", Value: 10 * time.Second, Usage: "hang up after this long"},
 			&cli.StringFlag{Name: "from", Value: "switchboard-call", Usage: "caller `USER` part"},
 			&cli.StringFlag{Name: "codec", Value: "PCMU", Usage: "codec to offer first: PCMU or PCMA"},
@@ -57,6 +58,7 @@ func callCommand() *cli.Command {
 }
 
 type callOptions struct {
+	inband   bool // offer no telephone-event
 	audio    []int16
 	record   string
 	digits   []timedDigit
@@ -85,6 +87,7 @@ func parseCallFlags(c *cli.Context) (callOptions, error) {
 	case c.Float64("tone") > 0:
 		o.audio = media.Tone(c.Float64("tone"), o.duration, 0.5)
 	}
+	o.inband = c.Bool("inband")
 	switch strings.ToUpper(c.String("codec")) {
 	case "PCMU":
 		o.codecs = []string{"PCMU", "PCMA"}
@@ -173,7 +176,11 @@ func placeCall(ctx context.Context, target string, o callOptions, ev *eventPrint
 	defer leg.Close()
 	offerCfg := media.AnswerConfig{Codecs: o.codecs, PreferOurs: true, LocalAddr: o.listen.Addr(), LocalPort: leg.LocalPort(), SessionID: uint64(time.Now().UnixNano()) >> 2, SessionVersion: 1}
 	ev.print("dialing", map[string]any{"target": target})
-	call, err := srv.Dial(ctx, target, media.BuildOffer(offerCfg, 101), sip.DialOptions{
+	var eventPT uint8 = 101
+	if o.inband {
+		eventPT = 0 // BuildOffer leaves telephone-event out
+	}
+	call, err := srv.Dial(ctx, target, media.BuildOffer(offerCfg, eventPT), sip.DialOptions{
 		FromUser:   o.from,
 		OnProgress: func(code int, reason string) { ev.print("progress", map[string]any{"code": code, "reason": reason}) },
 	})

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,7 +22,16 @@ type Config struct {
 	Media        MediaConfig            `yaml:"media"`
 	Agents       map[string]AgentConfig `yaml:"agents"`
 	DefaultAgent string                 `yaml:"default_agent"`
-	Log          LogConfig              `yaml:"log"`
+	// Dialplan is the routing file; empty sends every call to DefaultAgent.
+	Dialplan string        `yaml:"dialplan"`
+	Trunks   []TrunkConfig `yaml:"trunks"`
+	Access   AccessSection `yaml:"access"`
+	Admin    AdminConfig   `yaml:"admin"`
+	Store    StoreConfig   `yaml:"store"`
+	Limits   LimitsConfig  `yaml:"limits"`
+	CDR      CDRConfig     `yaml:"cdr"`
+	Drain    DrainConfig   `yaml:"drain"`
+	Log      LogConfig     `yaml:"log"`
 }
 
 // SIPConfig is the signalling listener.
@@ -48,9 +59,20 @@ type MediaConfig struct {
 
 // AgentConfig is one agent a call can be handed to.
 type AgentConfig struct {
-	Type string `yaml:"type"` // echo | prompt
+	Type string `yaml:"type"` // echo | prompt | websocket
 	File string `yaml:"file"` // prompt: WAV file
 	Then string `yaml:"then"` // prompt: hangup (default) | wait
+	// websocket: the bot's URL, its protocol (twilio), extra headers, a
+	// bearer token (or token_file) and how long to wait for it to accept.
+	URL            string            `yaml:"url"`
+	Protocol       string            `yaml:"protocol"`
+	Headers        map[string]string `yaml:"headers"`
+	Token          Secret            `yaml:"token"`
+	TokenFile      string            `yaml:"token_file"`
+	ConnectTimeout Duration          `yaml:"connect_timeout"`
+	// SIPHeaders are INVITE headers (X-...) passed to the bot as custom
+	// parameters.
+	SIPHeaders []string `yaml:"sip_headers"`
 }
 
 // LogConfig selects level and format of the logs.
@@ -274,12 +296,33 @@ func (c *Config) validate(file string, data []byte) ConfigErrors {
 			if a.Then != "" && a.Then != "hangup" && a.Then != "wait" {
 				bad(path+".then", "%q is not hangup or wait", a.Then)
 			}
+		case "websocket":
+			if u, err := url.Parse(a.URL); err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+				bad(path+".url", "%q is not a ws:// or wss:// URL", a.URL)
+			}
+			if a.Protocol != "" && a.Protocol != "twilio" {
+				bad(path+".protocol", "unknown protocol %q (twilio)", a.Protocol)
+			}
+			if a.Token != "" && a.TokenFile != "" {
+				bad(path+".token_file", "set token or token_file, not both")
+			}
+			for k, v := range a.Headers {
+				if strings.ContainsAny(k+v, "\r\n") {
+					bad(path+".headers", "header %q must be one line", k)
+				}
+			}
 		default:
-			bad(path+".type", "unknown agent type %q (echo, prompt)", a.Type)
+			bad(path+".type", "unknown agent type %q (echo, prompt, websocket)", a.Type)
 		}
 	}
 	if _, ok := c.Agents[c.DefaultAgent]; !ok {
 		bad("default_agent", "no agent named %q under agents", c.DefaultAgent)
+	}
+	c.validateSections(bad)
+	if c.Dialplan != "" {
+		if _, err := os.Stat(c.Dialplan); err != nil {
+			bad("dialplan", "cannot read %q", c.Dialplan)
+		}
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -305,6 +348,15 @@ func lineOf(root *yaml.Node, path string) int {
 	}
 	line := 0
 	for _, key := range strings.Split(path, ".") {
+		if n != nil && n.Kind == yaml.SequenceNode {
+			i, err := strconv.Atoi(key)
+			if err != nil || i < 0 || i >= len(n.Content) {
+				return line
+			}
+			n = n.Content[i]
+			line = n.Line
+			continue
+		}
 		if n == nil || n.Kind != yaml.MappingNode {
 			return line
 		}

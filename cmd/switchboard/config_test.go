@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,6 +63,14 @@ func TestConfigErrorsNameFileLineAndProblem(t *testing.T) {
 		{"prompt without file", "agents:\n  hello:\n    type: prompt\ndefault_agent: hello\n", 2, "needs a WAV file"},
 		{"bad log format", "log:\n  format: xml\n", 2, `"xml" is not text or json`},
 		{"wrong type", "sip:\n  ringing: sometimes\n", 2, "cannot unmarshal"},
+		{"trunk transport", "trunks:\n  - name: a\n    host: sip.example.com\n  - name: b\n    host: sip.example.net\n    transport: sctp\n", 6, `"sctp" is not udp, tcp or tls`},
+		{"duplicate trunk", "trunks:\n  - name: a\n    host: h1\n  - name: a\n    host: h2\n", 4, `trunk "a" is defined twice`},
+		{"registration needs a user", "trunks:\n  - name: a\n    host: h1\n    register: true\n", 2, "registration needs a username"},
+		{"bad network", "access:\n  allow: [10.0.0.0/33]\n", 2, `"10.0.0.0/33" is not an address or CIDR network`},
+		{"redis without url", "store:\n  type: redis\n", 1, "a redis store needs url"},
+		{"bad admin listen", "admin:\n  listen: localhost:80\n", 2, "is not IP:port"},
+		{"stream without redis", "cdr:\n  redis_stream: true\n", 2, "needs store.type: redis"},
+		{"bad reject code", "limits:\n  reject_code: 200\n", 2, "is not a SIP error code"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeConfig(t, tc.body)
@@ -95,5 +104,29 @@ func TestConfigExpandsEnvironmentInValuesOnly(t *testing.T) {
 	_, err = LoadConfig(path, configs.DefaultGateway())
 	if err == nil || !strings.Contains(err.Error(), ":2: environment variable SB_TEST_SURELY_UNSET is not set") {
 		t.Fatalf("unset variable: got %v", err)
+	}
+}
+
+func TestSecretsNeverPrint(t *testing.T) {
+	t.Setenv("SB_TEST_TRUNK_PASSWORD", "hunter2-very-secret")
+	path := writeConfig(t, "trunks:\n  - name: a\n    host: sip.example.com\n    username: u\n    password: ${SB_TEST_TRUNK_PASSWORD}\n")
+	cfg, err := LoadConfig(path, configs.DefaultGateway())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{fmt.Sprintf("%v", cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg)} {
+		if strings.Contains(s, "hunter2") {
+			t.Fatalf("password printed: %s", s)
+		}
+	}
+	if v, _ := cfg.Trunks[0].Password.Value(""); v != "hunter2-very-secret" {
+		t.Fatalf("password value lost: %q", v)
+	}
+	file := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(file, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := Secret("").Value(file); err != nil || v != "from-file" {
+		t.Fatalf("password_file: %q, %v", v, err)
 	}
 }

@@ -1,5 +1,7 @@
 // Command switchboard is the SIP gateway for AI voice agents: `run` starts
-// the gateway, `call` places a test call, `version` prints the build.
+// the gateway, `call` places a test call, `dialplan` checks and dry-runs
+// routing, `agent serve` runs the built-in WebSocket echo bot, `version`
+// prints the build.
 package main
 
 import (
@@ -19,6 +21,9 @@ func main() {
 		Commands: []*cli.Command{
 			runCommand(),
 			callCommand(),
+			dialplanCommand(),
+			agentCommand(),
+			callsCommand(),
 			{
 				Name:  "version",
 				Usage: "print the version",

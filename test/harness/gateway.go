@@ -22,6 +22,7 @@ const (
 // Gateway is a running switchboard process.
 type Gateway struct {
 	SIPAddr    string   // host:port the gateway listens on for SIP (UDP and TCP)
+	AdminAddr  string   // host:port of the admin HTTP listener ("" when off)
 	Logs       *LogTail // everything it wrote on stdout and stderr
 	ConfigPath string
 	PID        int
@@ -36,9 +37,11 @@ type Gateway struct {
 
 // ConfigTemplate returns a gateway configuration for tests: SIP on
 // 127.0.0.1:sipPort (UDP and TCP), RTP on 127.0.0.1 ports rtpMin..rtpMax,
-// PCMU and PCMA, the built-in echo agent, JSON logs at info level. extra is
-// appended verbatim: further top-level YAML sections (the gateway rejects
-// unknown and duplicate keys, so do not repeat the sections above).
+// PCMU and PCMA, JSON logs at info level. extra is appended verbatim:
+// further top-level YAML sections. The gateway rejects duplicate keys, so
+// the replaceable sections below (the echo agent as default, the admin
+// listener on a free port, a short drain) are left out when extra has its
+// own; sip, media and log must not be repeated.
 func ConfigTemplate(sipPort, rtpMin, rtpMax int, extra string) string {
 	cfg := fmt.Sprintf(`sip:
   listen: 127.0.0.1:%d
@@ -49,17 +52,28 @@ media:
   rtp_port_max: %d
   codecs: [PCMU, PCMA]
   inactivity_timeout: 30s
-agents:
-  echo: {type: echo}
-default_agent: echo
 log:
   level: info
   format: json
 `, sipPort, rtpMin, rtpMax)
-	if extra = strings.TrimSpace(extra); extra != "" {
+	extra = strings.TrimSpace(extra)
+	for _, d := range replaceableSections {
+		if !regexp.MustCompile(`(?m)^` + d.key + `:`).MatchString(extra) {
+			cfg += d.yaml
+		}
+	}
+	if extra != "" {
 		cfg += extra + "\n"
 	}
 	return cfg
+}
+
+// replaceableSections are ConfigTemplate's defaults a test may replace.
+var replaceableSections = []struct{ key, yaml string }{
+	{"agents", "agents:\n  echo: {type: echo}\n"},
+	{"default_agent", "default_agent: echo\n"},
+	{"admin", "admin:\n  listen: 127.0.0.1:0\n"}, // a free port, logged at start
+	{"drain", "drain:\n  timeout: 2s\n"},         // calls still up at Stop end quickly
 }
 
 var listenRE = regexp.MustCompile(`(?m)^sip:\s*\n(?:[ \t]+.*\n)*?[ \t]+listen:\s*"?([^\s"#]+)`)
@@ -139,6 +153,7 @@ func StartGateway(t testing.TB, yamlConfig string) *Gateway {
 			err, g.PID, cfgPath, yamlConfig, g.Logs.Text())
 	}
 	g.Ready = ready
+	g.AdminAddr = ready.Str("admin")
 	g.SIPAddr = ready.Str("sip")
 	if g.SIPAddr == "" {
 		if m := listenRE.FindStringSubmatch(yamlConfig); m != nil {

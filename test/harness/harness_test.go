@@ -150,7 +150,15 @@ func TestConfigTemplateListen(t *testing.T) {
 	if m := listenRE.FindStringSubmatch(cfg); m == nil || m[1] != "127.0.0.1:5072" {
 		t.Errorf("listen regexp on template: %v", m)
 	}
-	if !strings.HasSuffix(cfg, "format: json\nstore:\n  type: memory\n") {
+	if !strings.HasSuffix(cfg, "\nstore:\n  type: memory\n") {
 		t.Errorf("extra not appended:\n%s", cfg)
+	}
+	// A free admin port and a short drain unless the test sets its own.
+	if !strings.Contains(cfg, "admin:\n  listen: 127.0.0.1:0\n") || !strings.Contains(cfg, "drain:\n  timeout: 2s\n") {
+		t.Errorf("admin/drain defaults missing:\n%s", cfg)
+	}
+	own := ConfigTemplate(5072, 30000, 30019, "admin:\n  listen: 127.0.0.1:9999\ndrain:\n  timeout: 9s\n")
+	if strings.Count(own, "admin:") != 1 || strings.Count(own, "drain:") != 1 {
+		t.Errorf("the test's own admin/drain sections must replace the defaults:\n%s", own)
 	}
 }

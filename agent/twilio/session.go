@@ -1,0 +1,219 @@
+package twilio
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/switchboard-voice/switchboard/agent"
+)
+
+// session is one call's stream. The reader and the writer goroutines own
+// the connection's two directions; Wait ends both.
+type session struct {
+	call       agent.Call
+	conn       *websocket.Conn
+	log        *slog.Logger
+	streamSid  string
+	callSid    string
+	accountSid string
+	started    time.Time // stream start: media timestamps count from here
+	closeGrace time.Duration
+
+	// Caller audio and control messages for the writer. free holds the
+	// recycled audio frames; a frame is in free, in queue, or being written.
+	free  chan *mediaFrame
+	queue chan outItem
+	quit  chan struct{} // closed by Wait: the writer sends stop if asked and ends
+	stop  bool          // set before quit is closed
+
+	// ioCtx bounds every read; cancelling it forces the connection closed.
+	ioCtx      context.Context
+	ioCancel   context.CancelFunc
+	readerDone chan struct{}
+	writerDone chan struct{}
+
+	endOnce sync.Once
+	end     chan struct{} // closed once the session's outcome is known
+	outcome outcome
+
+	closed     atomic.Bool // Wait has begun: listener input is ignored
+	dropped    atomic.Uint64
+	overflow   atomic.Uint64 // control messages lost to a full queue
+	playErrors atomic.Uint64
+	sidWarned  atomic.Bool
+	writeErr   atomic.Pointer[error]
+
+	waitOnce sync.Once
+	waitErr  error
+}
+
+// outItem is a queued message: a frame of audio or a control message.
+type outItem struct {
+	frame *mediaFrame
+	ctl   *control
+}
+
+// outcome is how a session ended and how to close the socket.
+type outcome struct {
+	err         error
+	sendStop    bool
+	closeCode   websocket.StatusCode // 0: the socket is already gone
+	closeReason string
+}
+
+func newSession(a *Agent, call agent.Call, conn *websocket.Conn, log *slog.Logger) *session {
+	info := call.Info()
+	s := &session{
+		call:       call,
+		conn:       conn,
+		streamSid:  newStreamSid(),
+		callSid:    CallSid(info.CallID),
+		accountSid: a.cfg.AccountSid,
+		closeGrace: a.closeGrace,
+		free:       make(chan *mediaFrame, queueFrames),
+		queue:      make(chan outItem, queueFrames+queueControls),
+		quit:       make(chan struct{}),
+		readerDone: make(chan struct{}),
+		writerDone: make(chan struct{}),
+		end:        make(chan struct{}),
+	}
+	s.log = log.With("stream_sid", s.streamSid)
+	s.ioCtx, s.ioCancel = context.WithCancel(context.Background())
+	for range queueFrames {
+		s.free <- &mediaFrame{ulaw: make([]byte, 0, 2*160)}
+	}
+	return s
+}
+
+// open sends `connected` and `start`; the stream starts now.
+func (s *session) open(ctx context.Context, params map[string]string) error {
+	connected, err := connectedMessage()
+	if err != nil {
+		return err
+	}
+	start, err := s.startMessage(params)
+	if err != nil {
+		return err
+	}
+	s.started = time.Now()
+	if err := s.conn.Write(ctx, websocket.MessageText, connected); err != nil {
+		return err
+	}
+	return s.conn.Write(ctx, websocket.MessageText, start)
+}
+
+// OnAudio queues a frame of caller audio for the bot. It never blocks: when
+// the bot falls behind, the frame is dropped and counted.
+func (s *session) OnAudio(frame []int16) {
+	if len(frame) == 0 || s.closed.Load() {
+		return
+	}
+	var f *mediaFrame
+	select {
+	case f = <-s.free:
+	default:
+		s.drop()
+		return
+	}
+	f.ulaw = encodeUlaw(f.ulaw, frame)
+	f.ts = time.Since(s.started).Milliseconds()
+	select {
+	case s.queue <- outItem{frame: f}:
+	default: // the queue is full of control messages
+		s.free <- f
+		s.drop()
+	}
+}
+
+func (s *session) drop() {
+	if n := s.dropped.Add(1); n%dropLogEvery == 1 {
+		s.log.Warn("bot is not keeping up: caller audio dropped", "dropped_frames", n)
+	}
+}
+
+// OnDTMF sends a `dtmf` message.
+func (s *session) OnDTMF(digit rune, d time.Duration) {
+	s.control(&control{kind: ctlDTMF, digit: digit, duration: d})
+}
+
+// OnMark sends a `mark` message: audio the bot queued before this mark has
+// been played (or cleared).
+func (s *session) OnMark(name string) {
+	s.control(&control{kind: ctlMark, name: name})
+}
+
+// OnEvent sends `hold`, `resume` and `transferStatus` messages.
+func (s *session) OnEvent(ev agent.Event) {
+	switch ev.Kind {
+	case agent.EventHold:
+		s.control(&control{kind: ctlHold})
+	case agent.EventResume:
+		s.control(&control{kind: ctlResume})
+	case agent.EventTransfer:
+		s.control(&control{kind: ctlTransfer, transfer: ev.Transfer})
+	}
+}
+
+func (s *session) control(c *control) {
+	if s.closed.Load() {
+		return
+	}
+	select {
+	case s.queue <- outItem{ctl: c}:
+	default:
+		if n := s.overflow.Add(1); n == 1 || n%100 == 0 {
+			s.log.Error("bot is not reading: control message lost", "kind", c.kind, "lost", n)
+		}
+	}
+}
+
+// finish records the session's outcome; the first one wins.
+func (s *session) finish(o outcome) {
+	s.endOnce.Do(func() {
+		s.outcome = o
+		close(s.end)
+	})
+}
+
+// Wait runs until the bot or ctx ends the conversation, then closes the
+// stream: nil when the bot closed normally or ctx ended (after `stop` and a
+// normal close), *agent.HangupError when the bot sent `hangup`, an error
+// wrapping ErrBotGone or ErrProtocol when the connection failed. Both of the
+// session's goroutines have ended when it returns.
+func (s *session) Wait(ctx context.Context) error {
+	s.waitOnce.Do(func() { s.waitErr = s.wait(ctx) })
+	return s.waitErr
+}
+
+func (s *session) wait(ctx context.Context) error {
+	select {
+	case <-s.end:
+	case <-ctx.Done():
+		s.finish(outcome{sendStop: true, closeCode: websocket.StatusNormalClosure})
+	}
+	o := s.outcome
+	s.closed.Store(true)
+	s.stop = o.sendStop
+	close(s.quit)
+	// A bot that neither reads nor answers the close handshake gets
+	// closeGrace, then the connection is cut.
+	force := time.AfterFunc(s.closeGrace, s.ioCancel)
+	defer force.Stop()
+	<-s.writerDone
+	if o.closeCode != 0 {
+		_ = s.conn.Close(o.closeCode, o.closeReason)
+	}
+	s.ioCancel()
+	<-s.readerDone
+	if o.err != nil {
+		s.log.Info("bot session ended", "error", o.err, "dropped_frames", s.dropped.Load())
+	} else {
+		s.log.Debug("bot session ended", "dropped_frames", s.dropped.Load())
+	}
+	return o.err
+}

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/switchboard-voice/switchboard/agent"
+)
+
+type callsStub struct {
+	hungUp      []string
+	transferred []agent.TransferRequest
+}
+
+func (c *callsStub) List(context.Context) ([]callView, error) {
+	return []callView{{ID: "abc", From: "+1555", To: "+1666", State: "answered"}}, nil
+}
+
+func (c *callsStub) Hangup(_ context.Context, id, reason string) error {
+	if id != "abc" {
+		return errCallNotFound
+	}
+	c.hungUp = append(c.hungUp, reason)
+	return nil
+}
+
+func (c *callsStub) Transfer(_ context.Context, id string, req agent.TransferRequest) error {
+	if id != "abc" {
+		return errCallNotFound
+	}
+	c.transferred = append(c.transferred, req)
+	return nil
+}
+
+func TestAdminRoutes(t *testing.T) {
+	var ready atomic.Bool
+	ready.Store(true)
+	calls := &callsStub{}
+	a := &adminServer{
+		log: slog.New(slog.DiscardHandler), token: "s3cret", publicMetrics: true,
+		ready: ready.Load, calls: calls, metrics: newMetrics().handler(),
+	}
+	srv := httptest.NewServer(a.routes())
+	defer srv.Close()
+
+	do := func(method, path, token, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	for _, tc := range []struct {
+		name, method, path, token, body string
+		code                            int
+		contains                        string
+	}{
+		{"health needs no token", "GET", "/health", "", "", 200, "ok"},
+		{"ready", "GET", "/ready", "", "", 200, "ready"},
+		{"metrics public", "GET", "/metrics", "", "", 200, "switchboard_calls_active"},
+		{"calls need the token", "GET", "/calls", "", "", 401, "bearer token"},
+		{"wrong token", "GET", "/calls", "nope", "", 401, "bearer token"},
+		{"calls", "GET", "/calls", "s3cret", "", 200, `"id":"abc"`},
+		{"hangup", "POST", "/calls/abc/hangup", "s3cret", `{"reason":"supervisor"}`, 202, "accepted"},
+		{"hangup unknown call", "POST", "/calls/zzz/hangup", "s3cret", "", 404, "no such call"},
+		{"transfer needs a target", "POST", "/calls/abc/transfer", "s3cret", `{"mode":"cold"}`, 400, "target"},
+		{"transfer bad mode", "POST", "/calls/abc/transfer", "s3cret", `{"mode":"lukewarm","target":"+1"}`, 400, "cold or warm"},
+		{"transfer", "POST", "/calls/abc/transfer", "s3cret", `{"target":"+15550100"}`, 202, "accepted"},
+		{"bad json", "POST", "/calls/abc/hangup", "s3cret", `{`, 400, "invalid JSON"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := do(tc.method, tc.path, tc.token, tc.body)
+			if code != tc.code || !strings.Contains(body, tc.contains) {
+				t.Fatalf("%s %s: %d %s; want %d containing %q", tc.method, tc.path, code, body, tc.code, tc.contains)
+			}
+		})
+	}
+	if len(calls.hungUp) != 1 || calls.hungUp[0] != "supervisor" {
+		t.Errorf("hangups = %q", calls.hungUp)
+	}
+	if len(calls.transferred) != 1 || calls.transferred[0].Mode != agent.TransferCold || calls.transferred[0].Target != "+15550100" {
+		t.Errorf("transfers = %+v", calls.transferred)
+	}
+	ready.Store(false)
+	if code, _ := do("GET", "/ready", "", ""); code != 503 {
+		t.Errorf("/ready while draining = %d, want 503", code)
+	}
+	a.publicMetrics = false
+	srv2 := httptest.NewServer(a.routes())
+	defer srv2.Close()
+	res, err := http.Get(srv2.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 401 {
+		t.Errorf("/metrics with public_metrics off = %d, want 401", res.StatusCode)
+	}
+}

@@ -1,0 +1,218 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// TrunkConfig is one carrier trunk.
+type TrunkConfig struct {
+	Name          string   `yaml:"name"`
+	Host          string   `yaml:"host"`
+	Port          int      `yaml:"port"`
+	Transport     string   `yaml:"transport"`
+	Username      string   `yaml:"username"`
+	AuthUsername  string   `yaml:"auth_username"`
+	Password      Secret   `yaml:"password"`
+	PasswordFile  string   `yaml:"password_file"`
+	Realm         string   `yaml:"realm"`
+	FromUser      string   `yaml:"from_user"`
+	FromDomain    string   `yaml:"from_domain"`
+	Register      bool     `yaml:"register"`
+	Expires       Duration `yaml:"expires"`
+	OutboundProxy string   `yaml:"outbound_proxy"`
+	KeepAlive     Duration `yaml:"keepalive"`
+	CallerIDMode  string   `yaml:"caller_id"`
+	Addresses     []string `yaml:"addresses"`
+	// InboundNetworks are the carrier's signalling networks (CIDR).
+	InboundNetworks []string `yaml:"inbound_networks"`
+}
+
+// AccessSection screens who may place calls through the gateway.
+type AccessSection struct {
+	Allow     []string `yaml:"allow"`
+	Quiet     bool     `yaml:"quiet"`
+	RateLimit struct {
+		PerSecond float64  `yaml:"per_second"`
+		Burst     int      `yaml:"burst"`
+		BanFor    Duration `yaml:"ban_for"`
+	} `yaml:"rate_limit"`
+	MaxMessageSize int      `yaml:"max_message_size"`
+	DropUserAgents []string `yaml:"drop_user_agents"`
+}
+
+// AdminConfig is the HTTP listener for health, metrics and call control.
+type AdminConfig struct {
+	Listen        string `yaml:"listen"`
+	Token         Secret `yaml:"token"`
+	TokenFile     string `yaml:"token_file"`
+	PublicMetrics bool   `yaml:"public_metrics"`
+	Twilio        struct {
+		AccountSid string `yaml:"account_sid"`
+		Username   string `yaml:"username"`
+		Password   Secret `yaml:"password"`
+	} `yaml:"twilio"`
+}
+
+// StoreConfig selects where shared call state lives.
+type StoreConfig struct {
+	Type      string   `yaml:"type"` // memory | redis
+	URL       Secret   `yaml:"url"`
+	Prefix    string   `yaml:"prefix"`
+	Instance  string   `yaml:"instance"`
+	Heartbeat Duration `yaml:"heartbeat"`
+	TTL       Duration `yaml:"ttl"`
+	// OnOutage is what new calls meet while Redis is down: fail_open
+	// (local limits only) or refuse.
+	OnOutage string `yaml:"on_outage"`
+}
+
+// LimitsConfig caps concurrent calls across the fleet.
+type LimitsConfig struct {
+	MaxCalls      int `yaml:"max_calls"`
+	PerTrunk      int `yaml:"per_trunk"`
+	PerNumber     int `yaml:"per_number"`
+	RejectCode    int `yaml:"reject_code"`
+	RetryAfterSec int `yaml:"retry_after"`
+}
+
+// DrainConfig is how the gateway stops: on SIGTERM or SIGINT it refuses new
+// calls and waits for calls in progress; a second signal stops at once.
+type DrainConfig struct {
+	Timeout    Duration `yaml:"timeout"`
+	Unregister bool     `yaml:"unregister"`
+}
+
+// CDRConfig says where call records go.
+type CDRConfig struct {
+	File   string `yaml:"file"`
+	Stream bool   `yaml:"redis_stream"`
+}
+
+// Secret is a string that never prints: passwords and tokens end up in
+// %v of a config only as "[redacted]".
+type Secret string
+
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// GoString keeps %#v from printing the value either.
+func (s Secret) GoString() string { return `"` + s.String() + `"` }
+
+// Value reads the secret, from file when it is empty and file is set.
+func (s Secret) Value(file string) (string, error) {
+	if s != "" || file == "" {
+		return string(s), nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("secret file: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+func parsePrefixes(list []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(list))
+	for _, s := range list {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an address or CIDR network", s)
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
+
+// validateSections checks trunks, access, admin, store, limits and CDRs.
+func (c *Config) validateSections(bad func(path, format string, args ...any)) {
+	seen := map[string]bool{}
+	for i, t := range c.Trunks {
+		path := fmt.Sprintf("trunks.%d", i)
+		switch {
+		case t.Name == "":
+			bad(path+".name", "every trunk needs a name")
+		case seen[t.Name]:
+			bad(path+".name", "trunk %q is defined twice", t.Name)
+		}
+		seen[t.Name] = true
+		if t.Host == "" || strings.ContainsAny(t.Host, " \r\n/@;") {
+			bad(path+".host", "%q is not a host name or IP address", t.Host)
+		}
+		switch t.Transport {
+		case "", "udp", "tcp", "tls":
+		default:
+			bad(path+".transport", "%q is not udp, tcp or tls", t.Transport)
+		}
+		if t.Port < 0 || t.Port > 65535 {
+			bad(path+".port", "%d is not a port", t.Port)
+		}
+		if t.Register && t.Username == "" {
+			bad(path+".username", "registration needs a username")
+		}
+		if t.Password != "" && t.PasswordFile != "" {
+			bad(path+".password_file", "set password or password_file, not both")
+		}
+		if t.PasswordFile != "" {
+			if _, err := os.Stat(t.PasswordFile); err != nil {
+				bad(path+".password_file", "cannot read %q", t.PasswordFile)
+			}
+		}
+		switch t.CallerIDMode {
+		case "", "from", "pai":
+		default:
+			bad(path+".caller_id", "%q is not from or pai", t.CallerIDMode)
+		}
+		if _, err := parsePrefixes(t.InboundNetworks); err != nil {
+			bad(path+".inbound_networks", "%v", err)
+		}
+		if t.Expires != 0 && time.Duration(t.Expires) < 60*time.Second {
+			bad(path+".expires", "must be at least 60s")
+		}
+	}
+	if _, err := parsePrefixes(c.Access.Allow); err != nil {
+		bad("access.allow", "%v", err)
+	}
+	if c.Access.RateLimit.PerSecond < 0 || c.Access.RateLimit.Burst < 0 {
+		bad("access.rate_limit", "rates must not be negative")
+	}
+	if c.Admin.Listen != "" {
+		if _, err := netip.ParseAddrPort(c.Admin.Listen); err != nil {
+			bad("admin.listen", "%q is not IP:port (example: 127.0.0.1:8080)", c.Admin.Listen)
+		}
+	}
+	switch c.Store.Type {
+	case "memory":
+	case "redis":
+		if u, err := url.Parse(string(c.Store.URL)); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
+			bad("store.url", "a redis store needs url: redis://host:port/db (or rediss://)")
+		}
+	default:
+		bad("store.type", "%q is not memory or redis", c.Store.Type)
+	}
+	switch c.Store.OnOutage {
+	case "fail_open", "refuse":
+	default:
+		bad("store.on_outage", "%q is not fail_open or refuse", c.Store.OnOutage)
+	}
+	if c.Limits.MaxCalls < 0 || c.Limits.PerTrunk < 0 || c.Limits.PerNumber < 0 {
+		bad("limits", "limits must not be negative (0 means no limit)")
+	}
+	if c.Limits.RejectCode < 400 || c.Limits.RejectCode > 699 {
+		bad("limits.reject_code", "%d is not a SIP error code (486 or 503 are usual)", c.Limits.RejectCode)
+	}
+	if c.CDR.Stream && c.Store.Type != "redis" {
+		bad("cdr.redis_stream", "needs store.type: redis")
+	}
+}

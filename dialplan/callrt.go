@@ -1,0 +1,251 @@
+package dialplan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchboard-voice/switchboard/agent"
+	"github.com/switchboard-voice/switchboard/media"
+	"github.com/switchboard-voice/switchboard/rtp"
+	"github.com/switchboard-voice/switchboard/sip"
+)
+
+// callRuntime is the Runtime of one real call: actions act on its SIP
+// dialog and its media leg.
+type callRuntime struct {
+	e    *Executor
+	call *sip.InboundCall
+	rec  *record
+	live *liveCall
+	// end stops the plan with a cause (remote BYE, RTP timeout, admin).
+	end context.CancelCauseFunc
+	// mediaCtx outlives the plan's actions and ends with the call.
+	mediaCtx context.Context
+
+	sw    *listenerSwitch
+	leg   *media.Leg
+	marks atomic.Uint64 // names play marks uniquely
+	final bool          // the INVITE has had its final response
+	// unanswerable: answering failed (refused, cancelled, no ACK) and the
+	// record already says why.
+	unanswerable bool
+}
+
+var (
+	errRemoteHangup = errors.New("caller hung up")
+	errRTPTimeout   = errors.New("no RTP from the caller")
+	errMediaFailed  = errors.New("media failed")
+)
+
+func (rt *callRuntime) Answer(ctx context.Context) error {
+	if rt.leg != nil {
+		return nil
+	}
+	if rt.final {
+		return errors.New("the call was already refused")
+	}
+	leg, neg, ok := rt.e.answer(ctx, rt.call, rt.rec, rt.sw)
+	rt.final = true
+	if !ok {
+		// answer has rejected the call or seen it cancelled; nothing to
+		// run any more.
+		rt.unanswerable = true
+		rt.end(&endRequest{reason: rt.rec.reason})
+		return fmt.Errorf("answer: %s", rt.rec.reason)
+	}
+	rt.leg, rt.rec.leg, rt.rec.neg = leg, leg, neg
+	if err := leg.Start(rt.mediaCtx, neg, rt.sw); err != nil {
+		rt.end(errMediaFailed)
+		return fmt.Errorf("media: %w", err)
+	}
+	go func() {
+		err := leg.Wait()
+		switch {
+		case errors.Is(err, rtp.ErrInactive):
+			rt.end(errRTPTimeout)
+		case err != nil && rt.mediaCtx.Err() == nil:
+			rt.rec.log.Warn("media stopped", "error", err)
+			rt.end(errMediaFailed)
+		}
+	}()
+	snap := rt.live.update(func(s *CallSnapshot) { s.State = StateAnswered })
+	rt.e.observe(func(o Observer) { o.CallUpdated(snap) })
+	return nil
+}
+
+func (rt *callRuntime) Play(ctx context.Context, p *Prompt) error {
+	if err := rt.Answer(ctx); err != nil {
+		return err
+	}
+	w := newWaiter()
+	rt.sw.set(w)
+	defer rt.sw.set(nil)
+	return rt.playAndWait(ctx, w, p)
+}
+
+// playAndWait queues p and returns once it has been sent.
+func (rt *callRuntime) playAndWait(ctx context.Context, w *waiter, p *Prompt) error {
+	name := rt.queue(p)
+	for {
+		select {
+		case m := <-w.marks:
+			if m == name {
+				return nil
+			}
+		case <-ctx.Done():
+			rt.leg.Clear()
+			return ctx.Err()
+		}
+	}
+}
+
+// queue plays p and returns the name of the mark that follows it.
+func (rt *callRuntime) queue(p *Prompt) string {
+	name := "prompt-" + strconv.FormatUint(rt.marks.Add(1), 10)
+	if err := rt.leg.PlayPCM(p.Samples); err != nil {
+		rt.rec.log.Warn("prompt does not fit the playout queue", "prompt", p.Name, "error", err)
+	}
+	rt.leg.Mark(name)
+	return name
+}
+
+func (rt *callRuntime) Gather(ctx context.Context, g GatherRequest) (string, error) {
+	if err := rt.Answer(ctx); err != nil {
+		return "", err
+	}
+	w := newWaiter()
+	rt.sw.set(w)
+	defer rt.sw.set(nil)
+	var prompt string
+	if g.Prompt != nil {
+		prompt = rt.queue(g.Prompt)
+	}
+	var timer <-chan time.Time
+	if prompt == "" {
+		timer = time.After(g.Timeout)
+	}
+	var digits strings.Builder
+	for {
+		select {
+		case m := <-w.marks:
+			if m == prompt && digits.Len() == 0 {
+				timer = time.After(g.Timeout)
+			}
+		case d := <-w.digits:
+			if prompt != "" {
+				rt.leg.Clear() // barge-in: the caller knows what to press
+				prompt = ""
+			}
+			if g.Terminator != "" && string(d) == g.Terminator {
+				return digits.String(), nil
+			}
+			digits.WriteRune(d)
+			if digits.Len() >= g.MaxDigits {
+				return digits.String(), nil
+			}
+			timer = time.After(g.InterDigitTimeout)
+		case <-timer:
+			return digits.String(), nil
+		case <-ctx.Done():
+			return digits.String(), ctx.Err()
+		}
+	}
+}
+
+func (rt *callRuntime) Agent(ctx context.Context, name string, params map[string]string) error {
+	if err := rt.Answer(ctx); err != nil {
+		return err
+	}
+	if name == "" {
+		name = rt.e.env.DefaultAgent
+	}
+	ag, ok := rt.e.env.Agents[name]
+	if !ok {
+		return fmt.Errorf("agent %q is not configured", name)
+	}
+	rt.rec.agent = name
+	snap := rt.live.update(func(s *CallSnapshot) { s.Agent = name })
+	rt.e.observe(func(o Observer) { o.CallUpdated(snap) })
+	info := agent.Info{CallID: rt.call.CallID, From: rt.call.From, To: rt.call.To, Trunk: rt.call.Trunk, Params: params, Header: rt.call.Header}
+	cm := &callMedia{Leg: rt.leg, info: info, log: rt.rec.log}
+	started := time.Now()
+	session, err := ag.Start(ctx, cm)
+	rt.e.observe(func(o Observer) { o.AgentStarted(name, time.Since(started), err) })
+	if err != nil {
+		return fmt.Errorf("agent %s: %w", name, err)
+	}
+	rt.sw.set(session)
+	defer rt.sw.set(nil)
+	err = session.Wait(ctx)
+	if err != nil && !errors.Is(err, agent.ErrHangup) {
+		rt.e.observe(func(o Observer) { o.AgentFailed(name, err) })
+	}
+	return err
+}
+
+// Transfer is not available until the gateway has a transferer; the plan's
+// on_failure branch runs instead.
+func (rt *callRuntime) Transfer(ctx context.Context, t TransferRequest) error {
+	return fmt.Errorf("transfer to %s: %w", t.Target, agent.ErrTransferUnavailable)
+}
+
+func (rt *callRuntime) Hangup(ctx context.Context, cause string) error {
+	reason, sipCause := EndLocalBye, sip.CauseNormal
+	switch cause {
+	case CauseAgentHangup:
+		reason, sipCause = EndAgentHangup, sip.CauseAgentHangup
+	case CauseError:
+		reason, sipCause = EndFailed, sip.CauseError
+	}
+	rt.rec.reason = reason
+	if rt.leg == nil {
+		code := 480
+		if cause == CauseError {
+			code = 500
+		}
+		return rt.Reject(ctx, code, "")
+	}
+	bctx, cancel := byeContext(ctx)
+	defer cancel()
+	return rt.call.Hangup(bctx, sipCause.Reason())
+}
+
+func (rt *callRuntime) Reject(ctx context.Context, code int, reason string) error {
+	if rt.final {
+		return errors.New("reject after the call was answered")
+	}
+	rt.final = true
+	rt.e.reject(rt.call, rt.rec, code, reason)
+	return nil
+}
+
+// waiter hears marks and digits while a prompt or gather runs.
+type waiter struct {
+	marks  chan string
+	digits chan rune
+}
+
+func newWaiter() *waiter {
+	return &waiter{marks: make(chan string, 8), digits: make(chan rune, 32)}
+}
+
+func (w *waiter) OnAudio([]int16)     {}
+func (w *waiter) OnEvent(agent.Event) {}
+func (w *waiter) OnMark(name string) {
+	select {
+	case w.marks <- name:
+	default:
+	}
+}
+
+func (w *waiter) OnDTMF(d rune, _ time.Duration) {
+	select {
+	case w.digits <- d:
+	default: // a caller mashing keys faster than we read loses the excess
+	}
+}

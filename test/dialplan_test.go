@@ -1,0 +1,208 @@
+package test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/switchboard-voice/switchboard/media"
+	"github.com/switchboard-voice/switchboard/test/harness"
+)
+
+// menuPlan is a one-digit IVR: each branch plays its own prompt and hangs
+// up, so the branch taken shows in the CDR's actions.
+const menuPlan = `prompts: .
+rules:
+  - name: menu
+    default: true
+    actions:
+      - gather:
+          prompt: menu.wav
+          max_digits: 1
+          timeout: 5s
+          retries: 0
+          branches:
+            "1": [{play: one.wav}, hangup]
+            "2": [{play: two.wav}, hangup]
+            "3": [{play: three.wav}, hangup]
+          no_input: [hangup]
+          no_match: [hangup]
+`
+
+// writePlan writes plan and the prompts it uses into dir.
+func writePlan(t *testing.T, dir, plan string) string {
+	t.Helper()
+	for name, hz := range map[string]float64{"menu.wav": 440, "one.wav": 600, "two.wav": 700, "three.wav": 800} {
+		f, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := media.WriteWAV(f, media.Tone(hz, 2*time.Second/5, 0.3), 8000); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	path := filepath.Join(dir, "dialplan.yaml")
+	if err := os.WriteFile(path, []byte(plan), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func startPlanGateway(t *testing.T, plan string) (*harness.Gateway, string) {
+	t.Helper()
+	path := writePlan(t, t.TempDir(), plan)
+	sipPort := harness.FreePortPair(t)
+	rtpMin, rtpMax := harness.FreeUDPPortRange(t, 20)
+	gw := harness.StartGateway(t, harness.ConfigTemplate(sipPort, rtpMin, rtpMax, "dialplan: "+path))
+	return gw, path
+}
+
+// wantBranch checks the gateway's record of a menu call: the digit pressed,
+// the branch's prompt played, and the gateway (not the caller) hanging up.
+func wantBranch(t *testing.T, gw *harness.Gateway, digit, prompt string) {
+	t.Helper()
+	ended := gw.Logs.WaitFor(t, 15*time.Second, harness.MsgIs("call ended"))
+	t.Logf("call ended: %s", ended.Line())
+	wantStr(t, ended, "rule", "menu")
+	wantStr(t, ended, "digits", digit)
+	if actions := ended.Str("actions"); !strings.Contains(actions, "gather "+digit) || !strings.Contains(actions, "play "+prompt) {
+		t.Errorf("actions = %q, want gather %s then play %s", actions, digit, prompt)
+	}
+	wantStr(t, ended, "hung_up_by", "gateway")
+}
+
+func runGatherSIPp(t *testing.T, gw *harness.Gateway, scenario string) {
+	t.Helper()
+	sippPort := harness.FreeUDPPort(t)
+	mediaPort, _ := harness.FreeUDPPortRange(t, 4)
+	stdout, _, code := harness.RunSIPp(t, t.Context(), gw.SIPAddr,
+		"-sf", harness.ScenarioPath(t, scenario), "-s", "+15550100",
+		"-m", "1", "-l", "1", "-i", "127.0.0.1", "-p", strconv.Itoa(sippPort),
+		"-mp", strconv.Itoa(mediaPort), "-timeout", "30s", "-timeout_error", "-trace_err", "-bind_local")
+	if code != 0 {
+		t.Fatalf("sipp exit code %d, want 0 (the gateway must hang up after the branch)\n%s", code, lastLines(stdout, 40))
+	}
+}
+
+// TestGatherRFC2833FromSIPp: RFC 2833 events replayed from sip-tester's own
+// capture choose the menu branch.
+func TestGatherRFC2833FromSIPp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: skipped with -short")
+	}
+	harness.SIPpPath(t)
+	harness.RequirePcapPlay(t, "/usr/share/sip-tester/dtmf_2833_1.pcap")
+	t.Parallel()
+	gw, _ := startPlanGateway(t, menuPlan)
+	runGatherSIPp(t, gw, "uac_gather_2833.xml")
+	wantBranch(t, gw, "1", "one.wav")
+}
+
+// TestGatherSIPInfoFromSIPp: a SIP INFO (application/dtmf-relay) digit
+// chooses the branch.
+func TestGatherSIPInfoFromSIPp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: skipped with -short")
+	}
+	harness.SIPpPath(t)
+	t.Parallel()
+	gw, _ := startPlanGateway(t, menuPlan)
+	runGatherSIPp(t, gw, "uac_gather_info.xml")
+	wantBranch(t, gw, "2", "two.wav")
+}
+
+// TestGatherInbandTones: a caller that negotiated no telephone-event sends
+// DTMF as audio tones; the gateway detects them in the decoded audio.
+func TestGatherInbandTones(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: skipped with -short")
+	}
+	t.Parallel()
+	gw, _ := startPlanGateway(t, menuPlan)
+	out := placeCall(t, gw, "--inband", "--dtmf", "3@800ms", "--duration", "10s")
+	if !strings.Contains(out, `"telephone_event":false`) {
+		t.Errorf("the call negotiated telephone-event; the test needs in-band:\n%s", out)
+	}
+	wantBranch(t, gw, "3", "three.wav")
+}
+
+// placeCall runs `switchboard call` against the gateway and returns its
+// JSON event output.
+func placeCall(t *testing.T, gw *harness.Gateway, args ...string) string {
+	t.Helper()
+	return runCall(t, gw, args...).out
+}
+
+// TestDialplanReloadKeepsCallsOnTheirPlan: a plan changed while a call is up
+// leaves that call on the plan it started with and routes the next call by
+// the new one; an invalid file changes nothing.
+func TestDialplanReloadKeepsCallsOnTheirPlan(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: skipped with -short")
+	}
+	t.Parallel()
+	plan := func(rule string) string {
+		return fmt.Sprintf("rules:\n  - name: %s\n    default: true\n    actions: [answer, {agent: echo}]\n", rule)
+	}
+	gw, path := startPlanGateway(t, plan("old"))
+
+	first := make(chan string, 1)
+	go func() {
+		callMin, callMax := harness.FreeUDPPortRange(t, 4)
+		out, _ := exec.Command(harness.BuildBinary(t), "call", "--json", "--duration", "3s",
+			"--rtp-ports", fmt.Sprintf("%d-%d", callMin, callMax), "sip:+15550100@"+gw.SIPAddr).CombinedOutput()
+		first <- string(out)
+	}()
+	gw.Logs.WaitFor(t, 10*time.Second, harness.MsgIs("call received"))
+
+	if err := os.WriteFile(path, []byte(plan("new")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(gw.PID, syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	// The first "dialplan loaded" is the start-up load.
+	waitCount(t, gw, "dialplan loaded", 2)
+	placeCall(t, gw, "--duration", "500ms")
+	<-first
+
+	// An invalid file is refused and routing stays on "new".
+	if err := os.WriteFile(path, []byte("rules:\n  - name: broken\n    actions: [{agent: nobody}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(gw.PID, syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	gw.Logs.WaitFor(t, 5*time.Second, harness.MsgIs("dialplan reload refused"))
+	placeCall(t, gw, "--duration", "500ms")
+
+	ended := waitCount(t, gw, "call ended", 3)
+	// Calls end in order: the long first call ends after the second.
+	got := []string{ended[0].Str("rule"), ended[1].Str("rule"), ended[2].Str("rule")}
+	if got[0] != "new" || got[1] != "old" || got[2] != "new" {
+		t.Errorf("rules by end order = %v, want [new old new] (second call, first call, third call)", got)
+	}
+}
+
+// waitCount waits until the gateway has logged msg at least n times.
+func waitCount(t *testing.T, gw *harness.Gateway, msg string, n int) []harness.Entry {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := gw.Logs.Filter(harness.MsgIs(msg))
+		if len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d %q lines, want %d:\n%s", len(got), msg, n, gw.Logs.Text())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
