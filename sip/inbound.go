@@ -70,7 +70,6 @@ type dialogCore struct {
 	Log       *slog.Logger
 	srv       *Server
 	transport string
-	reinvAck  chan uint32
 	done      <-chan struct{}
 	answered  func() bool
 
@@ -78,11 +77,19 @@ type dialogCore struct {
 	offerFn  OfferHandler
 	infoFn   InfoHandler
 	endCause error
+	// reinvBsy is set from a re-INVITE's arrival until its final response
+	// is sent: only then may the far end start another (RFC 3261 §14.2).
 	reinvBsy bool
+	// reinvLast is the highest re-INVITE CSeq seen, reinvAcked the highest
+	// ACKed; ackWake is closed and replaced whenever either moves, waking
+	// every goroutine that retransmits a 2xx.
+	reinvLast  uint32
+	reinvAcked uint32
+	ackWake    chan struct{}
 }
 
 func newDialogCore(srv *Server, log *slog.Logger, transport string) *dialogCore {
-	return &dialogCore{Log: log, srv: srv, transport: transport, reinvAck: make(chan uint32, 4)}
+	return &dialogCore{Log: log, srv: srv, transport: transport, ackWake: make(chan struct{})}
 }
 
 func (c *dialogCore) setEndCause(err error) {
@@ -244,10 +251,7 @@ func (c *InboundCall) onAck(req *sipmsg.Request) {
 		return
 	}
 	if cseq.SeqNo != c.invite.CSeq().SeqNo {
-		select {
-		case c.reinvAck <- cseq.SeqNo:
-		default:
-		}
+		c.reinviteAcked(cseq.SeqNo)
 		return
 	}
 	if body := req.Body(); len(body) > 0 {

@@ -283,10 +283,7 @@ func (c *OutboundCall) Hangup(ctx context.Context, reason Reason) error {
 // onAck matches ACKs to 2xx answers we gave to the far end's re-INVITEs.
 func (c *OutboundCall) onAck(req *sipmsg.Request) {
 	if cseq := req.CSeq(); cseq != nil {
-		select {
-		case c.reinvAck <- cseq.SeqNo:
-		default:
-		}
+		c.reinviteAcked(cseq.SeqNo)
 	}
 }
 

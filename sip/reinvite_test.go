@@ -68,9 +68,9 @@ func (rs *reinviteServer) nextOffer(t *testing.T) offerCall {
 	return recv(t, rs.offers, "the OfferHandler to be called")
 }
 
-// reinviteIdle waits until the dialog has finished its last re-INVITE. sipgo
-// handles every datagram on its own goroutine, so a re-INVITE sent right
-// behind the previous one's ACK can overtake it and get 491 (correctly).
+// reinviteIdle waits until the dialog has sent the final response to its last
+// re-INVITE: the peer sees the response a moment before the handler returns,
+// and a re-INVITE overlapping that moment would get 500 (correctly).
 func reinviteIdle(t *testing.T, call *InboundCall) {
 	t.Helper()
 	eventually(t, "the re-INVITE to complete", func() bool {
@@ -223,9 +223,9 @@ func TestReinviteRetransmitUntilAck(t *testing.T) {
 	hangup(t, u, call)
 }
 
-// A second re-INVITE while one is in progress gets 491, and so does one
-// before the call is answered.
-func TestReinviteGlare(t *testing.T) {
+// A second re-INVITE while one is still unanswered gets 500 with Retry-After
+// (RFC 3261 §14.2), and so does one whose CSeq is out of order.
+func TestReinviteOverlap(t *testing.T) {
 	rs := startReinviteServer(t)
 	p := newPeer(t, rs.addr)
 	u := p.newUAC()
@@ -239,9 +239,9 @@ func TestReinviteGlare(t *testing.T) {
 	oc := rs.nextOffer(t) // the handler now blocks on oc.reply
 
 	second, secondCSeq := u.inDialog("INVITE", "application/sdp", offerSDP)
-	res := p.response(491, "INVITE", second)
+	res := p.response(500, "INVITE", second)
 	if header(res, "Retry-After") == "" {
-		t.Errorf("491 without Retry-After")
+		t.Errorf("500 without Retry-After")
 	}
 	s := u.spec("ACK")
 	s.branch, s.cseq = second, secondCSeq
@@ -250,7 +250,45 @@ func TestReinviteGlare(t *testing.T) {
 	oc.reply <- offerReply{answer: []byte(answerSDP)}
 	p.response(200, "INVITE", first)
 	u.ack(firstCSeq, "", "")
+	reinviteIdle(t, call)
+
+	// A request below the highest CSeq seen is out of order.
+	stale := u.spec("INVITE")
+	stale.branch, stale.cseq = newBranch(), firstCSeq
+	stale.contentType, stale.body = "application/sdp", offerSDP
+	p.send(p.build(stale))
+	p.response(500, "INVITE", stale.branch)
 	hangup(t, u, call)
+}
+
+// Once the 2xx is sent, the far end may send its ACK and its next re-INVITE
+// back to back; the new offer is served even when it overtakes the ACK, and
+// the old 2xx is no longer retransmitted.
+func TestReinviteOvertakesAck(t *testing.T) {
+	rs := startReinviteServer(t)
+	p := newPeer(t, rs.addr)
+	u := p.newUAC()
+	u.establish()
+	recv(t, rs.calls, "call")
+	closed(t, rs.up, "Answer to return")
+
+	first, _ := u.inDialog("INVITE", "application/sdp", holdSDP)
+	rs.nextOffer(t).reply <- offerReply{answer: []byte(answerSDP)}
+	p.response(200, "INVITE", first)
+
+	// No ACK for the first: the second re-INVITE arrives instead.
+	second, secondCSeq := u.inDialog("INVITE", "application/sdp", offerSDP)
+	rs.nextOffer(t).reply <- offerReply{answer: []byte(answerSDP)}
+	p.response(200, "INVITE", second)
+	u.ack(secondCSeq, "", "")
+
+	ok200 := isResponse(200, "INVITE", first)
+	time.Sleep(testT1)
+	n := p.count(ok200)
+	time.Sleep(3 * testT2)
+	if m := p.count(ok200); m != n {
+		t.Errorf("superseded 200 retransmitted %d more times", m-n)
+	}
 }
 
 func TestReinviteBeforeAnswer(t *testing.T) {
