@@ -240,7 +240,8 @@ func (s *Server) routes() {
 	s.srv.OnBye(s.screen(s.onBye))
 	s.srv.OnInfo(s.screen(s.onInfo))
 	s.srv.OnOptions(s.screen(s.onOptions))
-	for _, m := range []func(sipgo.RequestHandler){s.srv.OnNotify, s.srv.OnRefer, s.srv.OnUpdate, s.srv.OnPrack} {
+	s.srv.OnNotify(s.screen(s.onNotify))
+	for _, m := range []func(sipgo.RequestHandler){s.srv.OnRefer, s.srv.OnUpdate, s.srv.OnPrack} {
 		m(s.screen(s.inDialogOnly))
 	}
 	for _, m := range []func(sipgo.RequestHandler){s.srv.OnRegister, s.srv.OnSubscribe, s.srv.OnMessage, s.srv.OnPublish} {
@@ -286,7 +287,7 @@ func (s *Server) screen(next sipgo.RequestHandler) sipgo.RequestHandler {
 	}
 }
 
-const allowedMethods = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO"
+const allowedMethods = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, NOTIFY"
 
 func (s *Server) respond(tx sipmsg.ServerTransaction, req *sipmsg.Request, code int, reason string, headers ...sipmsg.Header) {
 	res := sipmsg.NewResponseFromRequest(req, code, reason, nil)

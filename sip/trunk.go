@@ -40,6 +40,13 @@ type Trunk struct {
 	// Addresses, when set, are the next hops (host:port) in failover order,
 	// instead of DNS.
 	Addresses []string
+
+	// Diversion is the number put in a Diversion header on transfers
+	// (REFER and the bridged leg): Telnyx requires its own number there.
+	Diversion string
+	// SRTP is the media encryption policy: "off" (default), "optional"
+	// (offer and accept SDES-SRTP) or "required" (refuse plain RTP).
+	SRTP string
 }
 
 // Caller id modes: where DialOptions.CallerID goes.

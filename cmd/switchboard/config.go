@@ -23,15 +23,16 @@ type Config struct {
 	Agents       map[string]AgentConfig `yaml:"agents"`
 	DefaultAgent string                 `yaml:"default_agent"`
 	// Dialplan is the routing file; empty sends every call to DefaultAgent.
-	Dialplan string        `yaml:"dialplan"`
-	Trunks   []TrunkConfig `yaml:"trunks"`
-	Access   AccessSection `yaml:"access"`
-	Admin    AdminConfig   `yaml:"admin"`
-	Store    StoreConfig   `yaml:"store"`
-	Limits   LimitsConfig  `yaml:"limits"`
-	CDR      CDRConfig     `yaml:"cdr"`
-	Drain    DrainConfig   `yaml:"drain"`
-	Log      LogConfig     `yaml:"log"`
+	Dialplan string         `yaml:"dialplan"`
+	Trunks   []TrunkConfig  `yaml:"trunks"`
+	Transfer TransferConfig `yaml:"transfer"`
+	Access   AccessSection  `yaml:"access"`
+	Admin    AdminConfig    `yaml:"admin"`
+	Store    StoreConfig    `yaml:"store"`
+	Limits   LimitsConfig   `yaml:"limits"`
+	CDR      CDRConfig      `yaml:"cdr"`
+	Drain    DrainConfig    `yaml:"drain"`
+	Log      LogConfig      `yaml:"log"`
 }
 
 // SIPConfig is the signalling listener.

@@ -30,6 +30,10 @@ type TrunkConfig struct {
 	Addresses     []string `yaml:"addresses"`
 	// InboundNetworks are the carrier's signalling networks (CIDR).
 	InboundNetworks []string `yaml:"inbound_networks"`
+	// Diversion is the number sent in a Diversion header on transfers.
+	Diversion string `yaml:"diversion"`
+	// SRTP is "off", "optional" or "required" (SDES-SRTP media).
+	SRTP string `yaml:"srtp"`
 }
 
 // AccessSection screens who may place calls through the gateway.

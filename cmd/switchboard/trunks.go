@@ -32,7 +32,7 @@ func buildTrunks(cfg *Config) (*trunkSet, error) {
 			Username: t.Username, AuthUsername: t.AuthUsername, Password: password, Realm: t.Realm,
 			FromUser: t.FromUser, FromDomain: t.FromDomain, Register: t.Register, Expires: time.Duration(t.Expires),
 			OutboundProxy: t.OutboundProxy, KeepAlive: time.Duration(t.KeepAlive), CallerIDMode: t.CallerIDMode,
-			Addresses: t.Addresses,
+			Addresses: t.Addresses, Diversion: t.Diversion, SRTP: t.SRTP,
 		}.Normalize()
 		if err != nil {
 			return nil, fmt.Errorf("trunk %s: %w", t.Name, err)
