@@ -86,6 +86,10 @@ type dialogCore struct {
 	reinvLast  uint32
 	reinvAcked uint32
 	ackWake    chan struct{}
+	// referSubs are the REFERs waiting for NOTIFYs; referred stays set
+	// once any REFER was sent, so the dialog lingers for late NOTIFYs.
+	referSubs []*referSub
+	referred  bool
 }
 
 func newDialogCore(srv *Server, log *slog.Logger, transport string) *dialogCore {

@@ -52,7 +52,7 @@ func (s *Server) serveInbound(req *sipmsg.Request, tx sipmsg.ServerTransaction) 
 	s.dialogs.Store(dlg.ID, dialogEntry(call))
 	s.active.Add(1)
 	defer func() {
-		s.dialogs.Delete(dlg.ID)
+		s.retire(dlg.ID, call.dialogCore)
 		s.active.Add(-1)
 		dlg.Close()
 		call.cancel()
