@@ -40,9 +40,9 @@ func (u *uac) notify(id uint32, state, frag string) (string, int) {
 func TestReferTracked(t *testing.T) {
 	tests := []struct {
 		name     string
-		referRes int                 // answer to the REFER
-		notifies [][2]string         // subscription state, sipfrag
-		timeout  time.Duration       // for Refer
+		referRes int           // answer to the REFER
+		notifies [][2]string   // subscription state, sipfrag
+		timeout  time.Duration // for Refer
 		check    func(t *testing.T, err error)
 		progress []int
 	}{
