@@ -48,6 +48,11 @@ type Leg struct {
 
 	digits chan rune
 
+	// relay, when bridged, sends what this leg receives out of another;
+	// bridged keeps this leg's pacer quiet while another leg feeds it.
+	relay   atomic.Pointer[relay]
+	bridged atomic.Bool
+
 	framesIn  atomic.Uint64 // frames handed to the sink
 	framesOut atomic.Uint64 // frames of agent audio sent
 
@@ -248,6 +253,9 @@ func newReceiver(l *Leg, enc Encoding, neg Negotiated) *receiver {
 }
 
 func (r *receiver) handle(p *pionrtp.Packet) {
+	if rl := r.leg.relay.Load(); rl != nil {
+		rl.forward(p)
+	}
 	switch {
 	case int(p.PayloadType) == r.tePT:
 		ev, err := rtp.ParseEvent(p.Payload)

@@ -58,6 +58,14 @@ func (p *pacer) run(ctx context.Context) {
 			return
 		case <-timer.C:
 		}
+		if p.leg.bridged.Load() {
+			// Bridged: the other leg's packets go out as they arrive and
+			// move the timestamp; the pacer only keeps its clock.
+			next = time.Now().Add(p.ptime)
+			timer.Reset(p.ptime)
+			p.first = true
+			continue
+		}
 		if behind := time.Since(next); behind >= p.ptime {
 			missed := int(behind / p.ptime)
 			p.leg.session.SkipSamples(uint32(missed * p.samples))
