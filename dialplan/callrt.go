@@ -28,6 +28,7 @@ type callRuntime struct {
 	mediaCtx context.Context
 
 	sw    *listenerSwitch
+	xf    xferState
 	leg   *media.Leg
 	marks atomic.Uint64 // names play marks uniquely
 	final bool          // the INVITE has had its final response
@@ -172,26 +173,57 @@ func (rt *callRuntime) Agent(ctx context.Context, name string, params map[string
 	snap := rt.live.update(func(s *CallSnapshot) { s.Agent = name })
 	rt.e.observe(func(o Observer) { o.CallUpdated(snap) })
 	info := agent.Info{CallID: rt.call.CallID, From: rt.call.From, To: rt.call.To, Trunk: rt.call.Trunk, Params: params, Header: rt.call.Header}
-	cm := &callMedia{Leg: rt.leg, info: info, log: rt.rec.log}
+	cm := newCallMedia(rt.leg, info, rt.rec.log)
+	agentCtx, agentEnd := context.WithCancelCause(ctx)
+	defer agentEnd(nil)
+	rt.xf.mu.Lock()
+	rt.xf.agentEnd = agentEnd
+	rt.xf.mu.Unlock()
+	// The bot may ask for a transfer before Start has returned its session.
+	var running atomic.Pointer[agent.Session]
+	if rt.e.env.Transfers != nil {
+		cm.transfer = func(req agent.TransferRequest) error {
+			s := running.Load()
+			if s == nil {
+				return errors.New("the agent's session is not up yet")
+			}
+			return rt.agentTransfer(agentCtx, cm, *s, req)
+		}
+		cm.complete = rt.completeTransfer
+	}
 	started := time.Now()
-	session, err := ag.Start(ctx, cm)
+	session, err := ag.Start(agentCtx, cm)
+	if err == nil {
+		running.Store(&session)
+	}
 	rt.e.observe(func(o Observer) { o.AgentStarted(name, time.Since(started), err) })
 	if err != nil {
 		return fmt.Errorf("agent %s: %w", name, err)
 	}
 	rt.sw.set(session)
-	defer rt.sw.set(nil)
-	err = session.Wait(ctx)
+	rt.live.mu.Lock()
+	rt.live.transfer = cm.Transfer
+	rt.live.mu.Unlock()
+	defer func() {
+		rt.sw.set(nil)
+		rt.live.mu.Lock()
+		rt.live.transfer = nil
+		rt.live.mu.Unlock()
+	}()
+	err = session.Wait(agentCtx)
+	if cause := context.Cause(agentCtx); ctx.Err() == nil {
+		switch {
+		case errors.Is(cause, errHandedOver):
+			rt.sw.set(nil)
+			return rt.afterAgent(ctx)
+		case errors.Is(cause, errTransferFailed):
+			return cause
+		}
+	}
 	if err != nil && !errors.Is(err, agent.ErrHangup) {
 		rt.e.observe(func(o Observer) { o.AgentFailed(name, err) })
 	}
 	return err
-}
-
-// Transfer is not available until the gateway has a transferer; the plan's
-// on_failure branch runs instead.
-func (rt *callRuntime) Transfer(ctx context.Context, t TransferRequest) error {
-	return fmt.Errorf("transfer to %s: %w", t.Target, agent.ErrTransferUnavailable)
 }
 
 func (rt *callRuntime) Hangup(ctx context.Context, cause string) error {

@@ -20,6 +20,7 @@ const (
 	StateRinging      CallState = "ringing"
 	StateAnswered     CallState = "answered"
 	StateTransferring CallState = "transferring"
+	StateBridged      CallState = "bridged"
 	StateEnding       CallState = "ending"
 )
 
@@ -28,6 +29,7 @@ type CallSnapshot struct {
 	ID, Trunk, From, To string
 	State               CallState
 	Rule, Agent         string
+	Transfer            string // the last transfer: "warm +1555...: answered"
 	Started             time.Time
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/switchboard-voice/switchboard/agent"
 	"github.com/switchboard-voice/switchboard/media"
 	"github.com/switchboard-voice/switchboard/sip"
+	"github.com/switchboard-voice/switchboard/transfer"
 )
 
 // Env is what the executor needs from the gateway.
@@ -28,8 +29,10 @@ type Env struct {
 	// call with that SIP status. Nil admits every call.
 	Admit    func(ctx context.Context, c CallSnapshot) (release func(), code int)
 	Observer Observer // nil: nobody listens
-	Ringing  bool
-	Log      *slog.Logger
+	// Transfers carries out cold and warm transfers; nil refuses them.
+	Transfers *transfer.Service
+	Ringing   bool
+	Log       *slog.Logger
 }
 
 // PlanSource hands out the current dialplan; *Live is one.

@@ -9,22 +9,76 @@ import (
 	"github.com/switchboard-voice/switchboard/media"
 )
 
-// callMedia is the agent's view of a call: the leg's audio controls plus who
-// is calling. It is what agent.Call is implemented by.
+// callMedia is the agent's view of a call: audio controls plus who is
+// calling. It is what agent.Call is implemented by. The agent speaks to the
+// caller's leg, or to the human's while it briefs them in a warm transfer.
 type callMedia struct {
-	*media.Leg
-	info agent.Info
-	log  *slog.Logger
+	out      atomic.Pointer[media.Leg] // nil: the agent's audio goes nowhere
+	info     agent.Info
+	log      *slog.Logger
+	transfer func(agent.TransferRequest) error
+	complete func(bridge bool) error
 }
+
+func newCallMedia(leg *media.Leg, info agent.Info, log *slog.Logger) *callMedia {
+	c := &callMedia{info: info, log: log}
+	c.out.Store(leg)
+	return c
+}
+
+func (c *callMedia) speakTo(l *media.Leg) { c.out.Store(l) }
 
 func (c *callMedia) Info() agent.Info  { return c.info }
 func (c *callMedia) Log() *slog.Logger { return c.log }
 
-// Transfer is refused until the call has a transferer.
-func (c *callMedia) Transfer(agent.TransferRequest) error { return agent.ErrTransferUnavailable }
+func (c *callMedia) PlayPCM(samples []int16) error {
+	if l := c.out.Load(); l != nil {
+		return l.PlayPCM(samples)
+	}
+	return nil
+}
 
-// CompleteTransfer is refused until the call has a transferer.
-func (c *callMedia) CompleteTransfer(bool) error { return agent.ErrTransferUnavailable }
+func (c *callMedia) PlayUlaw(payload []byte) error {
+	if l := c.out.Load(); l != nil {
+		return l.PlayUlaw(payload)
+	}
+	return nil
+}
+
+func (c *callMedia) Mark(name string) {
+	if l := c.out.Load(); l != nil {
+		l.Mark(name)
+	}
+}
+
+func (c *callMedia) Clear() {
+	if l := c.out.Load(); l != nil {
+		l.Clear()
+	}
+}
+
+func (c *callMedia) SendDigits(digits string) error {
+	if l := c.out.Load(); l != nil {
+		return l.SendDigits(digits)
+	}
+	return nil
+}
+
+// Transfer starts handing the caller over; refused without a transferer.
+func (c *callMedia) Transfer(req agent.TransferRequest) error {
+	if c.transfer == nil {
+		return agent.ErrTransferUnavailable
+	}
+	return c.transfer(req)
+}
+
+// CompleteTransfer bridges or cancels a warm transfer's briefing.
+func (c *callMedia) CompleteTransfer(bridge bool) error {
+	if c.complete == nil {
+		return agent.ErrTransferUnavailable
+	}
+	return c.complete(bridge)
+}
 
 // listenerSwitch lets the leg start before the agent does, and lets a later
 // action hand the caller to another listener without restarting media.

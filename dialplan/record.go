@@ -23,6 +23,8 @@ type record struct {
 	leg      *media.Leg
 	neg      media.Negotiated
 	digits   digitLog
+	// transfers is written by transfer goroutines too.
+	transfers transferLog
 }
 
 // cdr builds the call's record; ended is when the call ended.
@@ -32,6 +34,7 @@ func (r *record) cdr(ended time.Time) CDR {
 		Source: r.call.Source.String(), Invite: r.start, Answer: r.answered, End: ended,
 		Reason: r.reason, HungUpBy: hungUpBy(r.reason), Status: r.status,
 		Rule: r.rule, Actions: r.outcome.Actions, Agent: r.agent, Digits: r.digits.String(),
+		Transfers: r.transfers.snapshot(),
 	}
 	if !r.answered.IsZero() {
 		c.SetupMs = float64(r.answered.Sub(r.start).Microseconds()) / 1000

@@ -99,7 +99,7 @@ func (f *fleet) close() {
 
 func (f *fleet) record(c dialplan.CallSnapshot) store.CallRecord {
 	return store.CallRecord{ID: c.ID, Instance: f.st.Instance(), Trunk: c.Trunk, From: c.From, To: c.To,
-		State: string(c.State), Rule: c.Rule, Agent: c.Agent, Started: c.Started, Updated: time.Now()}
+		State: string(c.State), Rule: c.Rule, Agent: c.Agent, Transfer: c.Transfer, Started: c.Started, Updated: time.Now()}
 }
 
 func (f *fleet) callStarted(c dialplan.CallSnapshot) {

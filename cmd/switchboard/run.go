@@ -82,7 +82,16 @@ func runGateway(parent context.Context, cfg *Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	g.trunks, err = buildTrunks(cfg)
+	if err != nil {
+		return err
+	}
+	transfers, err := buildTransfers(cfg, g, g.trunks, legCfg, answerCfg)
+	if err != nil {
+		return err
+	}
 	g.exec, err = dialplan.NewExecutor(dialplan.Env{
+		Transfers:    transfers,
 		Media:        legCfg,
 		Answer:       answerCfg,
 		Agents:       agents,
@@ -95,10 +104,6 @@ func runGateway(parent context.Context, cfg *Config, log *slog.Logger) error {
 	})
 	if err != nil {
 		return fmt.Errorf("dialplan: %w", err)
-	}
-	g.trunks, err = buildTrunks(cfg)
-	if err != nil {
-		return err
 	}
 	access, err := accessConfig(cfg, g.trunks)
 	if err != nil {
