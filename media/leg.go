@@ -184,6 +184,12 @@ func (l *Leg) PlayUlaw(payload []byte) error {
 // Mark fires Sink.OnMark(name) once the audio queued before it is sent.
 func (l *Leg) Mark(name string) { l.playout.Mark(name) }
 
+// Started reports whether Start has run.
+func (l *Leg) Started() bool { return l.started.Load() }
+
+// Buffered is how much audio waits in the playout queue.
+func (l *Leg) Buffered() time.Duration { return l.playout.Buffered() }
+
 // Clear empties the playout queue (barge-in) and answers pending marks.
 func (l *Leg) Clear() { l.playout.Clear() }
 
