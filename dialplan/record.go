@@ -1,6 +1,7 @@
 package dialplan
 
 import (
+	"fmt"
 	"log/slog"
 	"strings"
 	"time"
@@ -76,6 +77,13 @@ func (r *record) logEnd(c CDR, activeAfter int) {
 	}
 	if c.Digits != "" {
 		attrs = append(attrs, "digits", c.Digits)
+	}
+	if len(c.Transfers) > 0 {
+		parts := make([]string, len(c.Transfers))
+		for i, t := range c.Transfers {
+			parts[i] = fmt.Sprintf("%s %s %s %d", t.Mode, t.Target, t.Outcome, t.Code)
+		}
+		attrs = append(attrs, "transfers", strings.Join(parts, "; "))
 	}
 	if r.leg != nil {
 		st := r.leg.Stats()
