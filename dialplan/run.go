@@ -248,6 +248,10 @@ func (r *runner) agent(ctx context.Context, a *action) flow {
 	switch {
 	case err == nil:
 		r.record(what)
+	case errors.Is(err, errHandedOver):
+		// A transfer took the caller; any bridge has ended both legs.
+		r.record(what)
+		return r.end(EndedTransferred, nil)
 	case errors.Is(err, agent.ErrHangup) && ctx.Err() == nil:
 		r.record(what)
 		r.record("hangup " + CauseAgentHangup)

@@ -94,10 +94,12 @@ func (rt *callRuntime) Transfer(ctx context.Context, t TransferRequest) error {
 		}
 		rt.rec.log.Info("cold transfer failed: bridging it ourselves", "target", t.Target, "error", err)
 	}
+	started := time.Now()
 	human, err := rt.dialHuman(ctx, target, req, nil)
 	if err != nil {
 		return err
 	}
+	rt.logTransfer(t.Mode, t.Target, transfer.StateCompleted, 200, started)
 	return rt.bridgeUntilEnd(ctx, human)
 }
 
@@ -145,7 +147,6 @@ func (rt *callRuntime) dialHuman(ctx context.Context, target transfer.Target, re
 		return nil, err
 	}
 	rt.rec.log.Info("transfer leg answered", "target", req.Target, "human_call_id", human.Call.CallID)
-	rt.logTransfer(string(req.Mode), req.Target, transfer.StateAnswered, 200, started)
 	return human, nil
 }
 

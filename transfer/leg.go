@@ -83,7 +83,8 @@ func (s *Service) Dial(ctx context.Context, t Target, req DialRequest) (*Leg, er
 	call, err := s.cfg.Dialer.Dial(dctx, t.URI, media.BuildOffer(offerCfg, eventPT), opts)
 	if err != nil {
 		ml.Close()
-		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		// Rang out: the CANCEL's 487 is our doing, not the human's answer.
+		if errors.Is(dctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
 			return nil, fmt.Errorf("transfer: %s did not answer within %s: %w", t.URI, s.cfg.AnswerTimeout, ErrNoAnswer)
 		}
 		return nil, fmt.Errorf("transfer: dial %s: %w", t.URI, err)

@@ -171,9 +171,13 @@ func (s *Service) Refer(ctx context.Context, call *sip.InboundCall, t Target, he
 		})
 }
 
-// FailureCode is the SIP status behind a failed transfer, 0 when none
-// (a timeout, a refused target).
+// FailureCode is the SIP status behind a failed transfer: the refusal's
+// code, 408 when the target rang out, 0 when there is none (a REFER never
+// notified, a refused target).
 func FailureCode(err error) int {
+	if errors.Is(err, ErrNoAnswer) {
+		return 408
+	}
 	var re *sip.ReferError
 	if errors.As(err, &re) {
 		return re.Code
