@@ -33,6 +33,9 @@ type Env struct {
 	Transfers *transfer.Service
 	Ringing   bool
 	Log       *slog.Logger
+	// TrunkSRTP is the media encryption policy of each trunk, by name; calls from other
+	// sources use Answer.SRTP.
+	TrunkSRTP map[string]media.SRTPPolicy
 }
 
 // PlanSource hands out the current dialplan; *Live is one.
@@ -234,6 +237,13 @@ func (e *Executor) answer(ctx context.Context, call *sip.InboundCall, rec *recor
 	cfg := e.env.Answer
 	cfg.SessionID = rand.Uint64() >> 1
 	cfg.SessionVersion = 1
+	if p, ok := e.env.TrunkSRTP[call.Trunk]; ok && call.Trunk != "" {
+		cfg.SRTP = p
+	}
+	if cfg.SRTP != media.SRTPOff {
+		// One key for the call: the answer, a late offer and re-INVITE answers repeat it.
+		cfg.SRTPKey = media.NewSRTPKey()
+	}
 	var offer *media.Description
 	payloadTypes := []uint8{0, 8, lateOfferEventPT}
 	if len(call.Offer) > 0 {

@@ -103,6 +103,9 @@ func (l *Leg) Start(ctx context.Context, neg Negotiated, sink Sink) error {
 	if !ok {
 		return fmt.Errorf("media: unsupported codec %s", neg.Codec.Name)
 	}
+	if err := l.session.SetSRTP(neg.SRTP); err != nil {
+		return fmt.Errorf("media: %w", err)
+	}
 	l.mu.Lock()
 	l.neg, l.sink = neg, sink
 	l.mu.Unlock()
@@ -119,14 +122,19 @@ func (l *Leg) Start(ctx context.Context, neg Negotiated, sink Sink) error {
 }
 
 // Update applies a re-negotiation (re-INVITE): new remote address, hold or
-// resume. Codec changes mid-call are not followed.
+// resume, new SRTP keys. Codec changes mid-call are not followed.
 func (l *Leg) Update(neg Negotiated) {
 	l.mu.Lock()
 	old := l.neg
-	l.neg.Remote, l.neg.Hold, l.neg.LocalDirection = neg.Remote, neg.Hold, neg.LocalDirection
+	l.neg.Remote, l.neg.Hold, l.neg.LocalDirection, l.neg.SRTP = neg.Remote, neg.Hold, neg.LocalDirection, neg.SRTP
 	l.mu.Unlock()
 	if old.Remote != neg.Remote || old.Hold != neg.Hold {
 		l.applyRemote(neg)
+	}
+	if old.SRTP != neg.SRTP {
+		if err := l.session.SetSRTP(neg.SRTP); err != nil {
+			l.log.Warn("srtp keys not applied", "error", err)
+		}
 	}
 }
 

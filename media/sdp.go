@@ -86,10 +86,18 @@ type Description struct {
 	Direction         Direction     // media level overrides session level; default sendrecv
 	SessionID         uint64        // o= sess-id
 	SessionVersion    uint64        // o= sess-version
+	// Crypto are the stream's a=crypto attributes with a suite we support, in offer order
+	// (RFC 4568 SDES keys for SRTP).
+	Crypto []Crypto
 
 	offered []string  // every audio format of the chosen stream, as "NAME" or "NAME/rate", for error reasons
 	streams []mstream // every m= line in order, to answer each one (RFC 3264 section 6)
 	audio   int       // index in streams of the chosen audio stream, or -1
+	// cryptoOffered names every a=crypto suite of the stream, usable or not, for error reasons.
+	cryptoOffered []string
+	// secure is the first RTP/SAVP(F) audio stream when the chosen one is plain RTP/AVP: an
+	// offer of both lets an SRTP policy pick the secure one.
+	secure *Description
 }
 
 // mstream is one m= line as offered.
@@ -154,9 +162,10 @@ func ParseDescription(body []byte) (*Description, error) {
 		}
 	}
 
-	// Choose the audio stream: the first usable RTP/AVP one, else the first audio one so
-	// that Negotiate can say why it is not acceptable.
-	chosen := -1
+	// Choose the audio stream: the first usable RTP/AVP one, else the first one not
+	// rejected (an SRTP-only offer, say), else the first audio one so that Negotiate can say
+	// why it is not acceptable.
+	chosen, live := -1, -1
 	for i, s := range streams {
 		if s.media != "audio" || s.pion < 0 {
 			continue
@@ -164,10 +173,16 @@ func ParseDescription(body []byte) (*Description, error) {
 		if chosen < 0 {
 			chosen = i
 		}
+		if live < 0 && s.port != 0 {
+			live = i
+		}
 		if s.port != 0 && isPlainRTP(s.proto) {
-			chosen = i
+			chosen, live = i, i
 			break
 		}
+	}
+	if live >= 0 {
+		chosen = live
 	}
 	if chosen < 0 {
 		for i, s := range streams {
@@ -191,7 +206,25 @@ func ParseDescription(body []byte) (*Description, error) {
 		// profile, which is enough to reject it.
 		return d, nil
 	}
-	md := sd.MediaDescriptions[st.pion]
+	sessionLevel := *d
+	d.readMedia(sd.MediaDescriptions[st.pion])
+	if isPlainRTP(st.proto) {
+		for i, s := range streams {
+			if i != chosen && s.media == "audio" && s.port != 0 && s.pion >= 0 && isSDES(s.proto) {
+				alt := sessionLevel
+				alt.audio, alt.Port, alt.Proto = i, s.port, s.proto
+				alt.readMedia(sd.MediaDescriptions[s.pion])
+				d.secure = &alt
+				break
+			}
+		}
+	}
+	return d, nil
+}
+
+// readMedia takes the media-level lines of the chosen audio stream: address, direction,
+// formats, ptime and crypto.
+func (d *Description) readMedia(md *sdp.MediaDescription) {
 	if a := connAddr(md.ConnectionInformation); a.IsValid() {
 		d.Addr = a
 	}
@@ -213,6 +246,8 @@ func ParseDescription(body []byte) (*Description, error) {
 			if p, ok := parsePTime(a.Value); ok {
 				d.PTime = p
 			}
+		case "crypto":
+			d.addCrypto(a.Value)
 		}
 	}
 	for _, f := range md.MediaName.Formats {
@@ -243,7 +278,6 @@ func ParseDescription(body []byte) (*Description, error) {
 			d.Codecs = append(d.Codecs, Codec{Name: "PCMA", PayloadType: pt, ClockRate: 8000})
 		}
 	}
-	return d, nil
 }
 
 // holdAddr reports whether the connection address is the RFC 2543 hold address (0.0.0.0 or ::).
@@ -254,6 +288,12 @@ func isPlainRTP(proto string) bool { return strings.EqualFold(proto, "RTP/AVP") 
 func isSecureRTP(proto string) bool {
 	p := strings.ToUpper(proto)
 	return strings.Contains(p, "SAVP")
+}
+
+// isSDES reports whether proto carries SRTP keyed by a=crypto: RTP/SAVP, and RTP/SAVPF taken
+// tolerantly (we send no feedback). UDP/TLS/RTP/SAVP(F) is DTLS-SRTP, which we do not do.
+func isSDES(proto string) bool {
+	return strings.EqualFold(proto, "RTP/SAVP") || strings.EqualFold(proto, "RTP/SAVPF")
 }
 
 func connAddr(ci *sdp.ConnectionInformation) netip.Addr {

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/switchboard-voice/switchboard/rtp"
 )
 
 // AnswerConfig is our side of an offer/answer exchange.
@@ -30,6 +32,12 @@ type AnswerConfig struct {
 	SessionVersion uint64
 	// Username fills o=; "switchboard" when empty.
 	Username string
+	// SRTP is the call's media encryption policy (see SRTPPolicy).
+	SRTP SRTPPolicy
+	// SRTPKey is our SDES master key and salt (NewSRTPKey). Keep one per call so that
+	// re-INVITE answers repeat it; BuildOffer offers SRTP only when it is set. Negotiate
+	// draws a fresh one when it is not.
+	SRTPKey rtp.SRTPKey
 }
 
 // Negotiated is the outcome of offer/answer for a leg's audio stream.
@@ -45,6 +53,8 @@ type Negotiated struct {
 	LocalDirection Direction
 	// Hold is true when the far end put us on hold: sendonly, inactive, or c=0.0.0.0.
 	Hold bool
+	// SRTP holds the keys when the media is encrypted; its zero value is plain RTP.
+	SRTP rtp.SRTPKeys
 }
 
 var defaultCodecs = []string{"PCMU", "PCMA"}
@@ -100,11 +110,9 @@ func checkStream(d *Description, what string) error {
 	if d.audio < 0 && d.Port == 0 && d.Proto == "" && len(d.Codecs) == 0 {
 		return notAcceptable("no audio stream in the %s", what)
 	}
-	if d.Proto != "" && !isPlainRTP(d.Proto) {
-		if isSecureRTP(d.Proto) {
-			return notAcceptable("SRTP-only %s (%s) with no RTP/AVP alternative; we support plain RTP/AVP only", what, d.Proto)
-		}
-		return notAcceptable("unsupported audio transport %s in the %s; we support RTP/AVP", d.Proto, what)
+	// SRTP profiles were checked against the policy (answerStream, applySRTP) before.
+	if d.Proto != "" && !isPlainRTP(d.Proto) && !isSDES(d.Proto) {
+		return notAcceptable("unsupported audio transport %s in the %s; we support RTP/AVP and RTP/SAVP", d.Proto, what)
 	}
 	if d.Port == 0 {
 		return notAcceptable("audio stream rejected in the %s (port 0)", what)
@@ -138,6 +146,10 @@ func Negotiate(offer *Description, cfg AnswerConfig) (Negotiated, []byte, error)
 	if offer == nil {
 		return Negotiated{}, nil, errors.New("negotiate: nil offer")
 	}
+	offer, crypto, err := cfg.answerStream(offer)
+	if err != nil {
+		return Negotiated{}, nil, fmt.Errorf("negotiate: %w", err)
+	}
 	if err := checkStream(offer, "offer"); err != nil {
 		return Negotiated{}, nil, fmt.Errorf("negotiate: %w", err)
 	}
@@ -159,7 +171,8 @@ func Negotiate(offer *Description, cfg AnswerConfig) (Negotiated, []byte, error)
 	if cfg.ptimeOK(offer.PTime) {
 		n.PTime = offer.PTime
 	}
-	return n, buildAnswer(offer, &cfg, n), nil
+	n.SRTP = cfg.answerKeys(crypto)
+	return n, buildAnswer(offer, &cfg, n, crypto), nil
 }
 
 func negotiated(d *Description, codec Codec) Negotiated {
@@ -187,6 +200,10 @@ func ApplyAnswer(answer *Description, cfg AnswerConfig) (Negotiated, error) {
 	if answer == nil {
 		return Negotiated{}, errors.New("apply answer: nil answer")
 	}
+	keys, err := cfg.applySRTP(answer)
+	if err != nil {
+		return Negotiated{}, fmt.Errorf("apply answer: %w", err)
+	}
 	if err := checkStream(answer, "answer"); err != nil {
 		return Negotiated{}, fmt.Errorf("apply answer: %w", err)
 	}
@@ -201,7 +218,9 @@ func ApplyAnswer(answer *Description, cfg AnswerConfig) (Negotiated, error) {
 	if !ok {
 		return Negotiated{}, fmt.Errorf("apply answer: %w", noCodecReason(answer, &cfg, "answered"))
 	}
-	return negotiated(answer, codec), nil
+	n := negotiated(answer, codec)
+	n.SRTP = keys
+	return n, nil
 }
 
 // staticPT is the RFC 3551 payload type of the codecs we offer.
@@ -217,7 +236,9 @@ func staticPT(name string) (uint8, string, bool) {
 
 // BuildOffer builds an offer of our codecs (static payload types 0 and 8, in cfg.Codecs order)
 // and telephone-event at telephoneEventPT (101 usually; 0 or a static payload type leaves it
-// out), with a=ptime:20 and sendrecv. An invalid LocalAddr is written as 0.0.0.0.
+// out), with a=ptime:20 and sendrecv. An invalid LocalAddr is written as 0.0.0.0. With an
+// SRTP policy and cfg.SRTPKey set, it adds a=crypto lines for both suites (tags 1 and 2), on
+// RTP/SAVP when SRTP is required and on RTP/AVP when it is optional.
 func BuildOffer(cfg AnswerConfig, telephoneEventPT uint8) []byte {
 	var pts []uint8
 	var maps []string
@@ -241,9 +262,13 @@ func BuildOffer(cfg AnswerConfig, telephoneEventPT uint8) []byte {
 	}
 	var b strings.Builder
 	writeSessionHeader(&b, &cfg)
+	proto := " RTP/AVP"
+	if cfg.offersSRTP() && cfg.SRTP == SRTPRequired {
+		proto = " RTP/SAVP"
+	}
 	b.WriteString("m=audio ")
 	b.WriteString(strconv.Itoa(cfg.LocalPort))
-	b.WriteString(" RTP/AVP")
+	b.WriteString(proto)
 	for _, pt := range pts {
 		b.WriteByte(' ')
 		b.WriteString(strconv.Itoa(int(pt)))
@@ -252,6 +277,9 @@ func BuildOffer(cfg AnswerConfig, telephoneEventPT uint8) []byte {
 	for _, m := range maps {
 		b.WriteString(m)
 		b.WriteString("\r\n")
+	}
+	if cfg.offersSRTP() {
+		cfg.offerCrypto(&b)
 	}
 	b.WriteString("a=ptime:20\r\na=sendrecv\r\n")
 	return []byte(b.String())
@@ -271,19 +299,23 @@ func writeSessionHeader(b *strings.Builder, cfg *AnswerConfig) {
 }
 
 // buildAnswer writes the answer: one m= line per offered one (RFC 3264 section 6), the chosen
-// audio stream with our port, the others rejected with port 0.
-func buildAnswer(offer *Description, cfg *AnswerConfig, n Negotiated) []byte {
+// audio stream with our port, the others rejected with port 0. With SRTP, the audio line
+// keeps the offer's profile and carries our key under the accepted line's tag and suite.
+func buildAnswer(offer *Description, cfg *AnswerConfig, n Negotiated, crypto *Crypto) []byte {
 	var b strings.Builder
 	b.Grow(320)
 	writeSessionHeader(&b, cfg)
 	writeAudio := func() {
-		fmt.Fprintf(&b, "m=audio %d RTP/AVP %d", cfg.LocalPort, n.Codec.PayloadType)
+		fmt.Fprintf(&b, "m=audio %d %s %d", cfg.LocalPort, answerProto(offer, crypto), n.Codec.PayloadType)
 		if n.HasTelephoneEvent {
 			fmt.Fprintf(&b, " %d", n.TelephoneEvent)
 		}
 		fmt.Fprintf(&b, "\r\na=rtpmap:%d %s/%d\r\n", n.Codec.PayloadType, n.Codec.Name, n.Codec.ClockRate)
 		if n.HasTelephoneEvent {
 			fmt.Fprintf(&b, "a=rtpmap:%d telephone-event/8000\r\na=fmtp:%d 0-16\r\n", n.TelephoneEvent, n.TelephoneEvent)
+		}
+		if crypto != nil {
+			b.WriteString(cryptoLine(crypto.Tag, crypto.Suite, &cfg.SRTPKey))
 		}
 		fmt.Fprintf(&b, "a=ptime:%d\r\na=%s\r\n", n.PTime/time.Millisecond, n.LocalDirection)
 	}

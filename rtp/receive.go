@@ -23,6 +23,10 @@ type receiver struct {
 	heldPkt rtp.Packet // its Payload aliases heldBuf
 	heldBuf [maxPacketSize]byte
 
+	srtp     *srtpReceiver // nil: plain RTP
+	plain    [maxPacketSize]byte
+	authFail uint64 // SRTP packets that failed authentication
+
 	haveSSRC bool
 	ssrc     uint32
 	seq      sequencer
@@ -129,6 +133,21 @@ func (s *Session) processDatagram(b []byte, src netip.AddrPort, now time.Time, h
 	if len(b) > maxPacketSize || len(b) < 12 || b[0]>>6 != 2 {
 		r.dropped++
 		return
+	}
+	if r.srtp != nil {
+		// Before latching and the inactivity clock: only authentic packets count.
+		plain, err := r.srtp.unprotect(r.plain[:], b)
+		switch err {
+		case nil:
+			b = plain
+		case errSRTPReplay:
+			r.duplicates++
+			return
+		default:
+			r.authFail++
+			r.dropped++
+			return
+		}
 	}
 	if err := p.Unmarshal(b); err != nil {
 		r.dropped++

@@ -9,11 +9,14 @@ import (
 	"time"
 )
 
+// rtcpOutSize bounds the reports we send: SR (52) + SDES (12 + 255 cname, padded).
+const rtcpOutSize = 128 + 256
+
 // rtcpLoop receives RTCP and sends a report whenever the randomised interval has passed. One
 // goroutine does both: the read deadline is the next report time, so no timer is needed.
 func (s *Session) rtcpLoop(deadline *deadlineGuard) {
 	var in [readBufferSize]byte
-	var out [128 + 256]byte // SR (52) + SDES (12 + 255 cname, padded)
+	var out [rtcpOutSize]byte
 	reporting := s.rtcpInterval > 0
 	next := time.Now().Add(s.reportDelay())
 	for {
@@ -55,6 +58,10 @@ func (s *Session) reportDelay() time.Duration {
 // handleRTCP takes LSR from sender reports and, with Latch, adopts the RTCP source of the
 // latched peer. Garbage is ignored.
 func (s *Session) handleRTCP(b []byte, src netip.AddrPort, now time.Time) {
+	b, ok := s.unprotectRTCP(b)
+	if !ok {
+		return
+	}
 	sr, haveSR, valid := parseRTCP(b)
 	if !valid {
 		return
@@ -126,7 +133,12 @@ func (s *Session) sendReport(now time.Time, out []byte) {
 		n = putRR(out, ssrc, rbp)
 	}
 	n += putSDES(out[n:], ssrc, s.cname)
-	if _, err := s.rtcpConn.WriteToUDPAddrPort(out[:n], dst); err != nil {
+	pkt, err := s.protectRTCP(out[:n])
+	if err != nil {
+		s.log.Debug("rtcp not sent", "err", err)
+		return
+	}
+	if _, err := s.rtcpConn.WriteToUDPAddrPort(pkt, dst); err != nil {
 		s.log.Debug("rtcp send failed", "err", err)
 		return
 	}

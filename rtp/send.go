@@ -12,10 +12,12 @@ import (
 // sender is the outgoing stream's state. The mutex makes concurrent writers safe (audio
 // pacer and DTMF sender may differ) and gives the RTCP goroutine a consistent view for SRs.
 type sender struct {
-	mu  sync.Mutex
-	pkt rtp.Packet
-	buf [maxPacketSize]byte
-	ts  uint32 // timestamp of the next audio packet
+	mu   sync.Mutex
+	pkt  rtp.Packet
+	buf  [maxPacketSize]byte
+	ts   uint32      // timestamp of the next audio packet
+	srtp *srtpSender // nil: plain RTP
+	sbuf [maxPacketSize + srtpMaxTrailer]byte
 
 	packets         uint64
 	octets          uint64 // payload octets, as RTCP counts them
@@ -94,10 +96,14 @@ func (s *Session) send(pt uint8, marker bool, ts uint32, payload []byte) error {
 		return fmt.Errorf("rtp: send %d-byte payload: %w", len(payload), err)
 	}
 	t.pkt.SequenceNumber++
+	out := t.buf[:n]
+	if t.srtp != nil {
+		out = t.srtp.protect(t.sbuf[:], out, n-len(payload))
+	}
 	if s.rtpConn == nil {
 		return nil // socketless session in tests
 	}
-	if _, err := s.rtpConn.WriteToUDPAddrPort(t.buf[:n], dst); err != nil {
+	if _, err := s.rtpConn.WriteToUDPAddrPort(out, dst); err != nil {
 		return fmt.Errorf("rtp: send to %s: %w", dst, err)
 	}
 	t.packets++

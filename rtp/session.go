@@ -66,6 +66,7 @@ type Session struct {
 	peers peers
 	tx    sender
 	rx    receiver
+	srtcp srtcpState
 
 	hold        atomic.Bool
 	lastRTP     atomic.Int64 // nanoseconds since epoch of the last accepted RTP packet
@@ -75,6 +76,11 @@ type Session struct {
 	closed      atomic.Bool
 	closeOnce   sync.Once
 	closeResult error
+
+	// srtcpDropped counts RTCP datagrams SRTCP refused: bad tag, replay, malformed.
+	srtcpDropped atomic.Uint64
+	srtpMu       sync.Mutex // serialises SetSRTP
+	srtpKeys     SRTPKeys   // what SetSRTP last applied
 }
 
 // peers is where we send and whom we accept from. Guarded by mu because SetRemote (signalling

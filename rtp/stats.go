@@ -24,6 +24,12 @@ type Stats struct {
 	RTCPSent    uint64
 	// RTCPReceived counts datagrams on the RTCP port that parsed as RTCP.
 	RTCPReceived uint64
+	// SRTPAuthFailures counts SRTP packets dropped because they did not authenticate (bad
+	// tag or MKI, too short to carry one); they are in PacketsDropped too. SRTP replays are
+	// counted as Duplicates.
+	SRTPAuthFailures uint64
+	// SRTCPDropped counts RTCP datagrams SRTCP refused: bad tag, replay, malformed.
+	SRTCPDropped uint64
 }
 
 // Stats returns a snapshot of the counters.
@@ -43,9 +49,11 @@ func (s *Session) Stats() Stats {
 	st.JitterMs = r.jitter.jitter * 1000 / float64(s.clockRate)
 	st.LastSSRC = r.ssrc
 	st.SSRCChanges = r.ssrcChanges
+	st.SRTPAuthFailures = r.authFail
 	r.mu.Unlock()
 
 	st.RTCPSent = s.rtcpSent.Load()
 	st.RTCPReceived = s.rtcpRecv.Load()
+	st.SRTCPDropped = s.srtcpDropped.Load()
 	return st
 }

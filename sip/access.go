@@ -33,6 +33,11 @@ type AccessConfig struct {
 	// DropUserAgents are case-insensitive User-Agent substrings of SIP
 	// scanners; their requests get no answer at all.
 	DropUserAgents []string
+	// Digest, with users, challenges (401) what strangers start instead of
+	// refusing it: a PBX without a fixed address gets in with a password.
+	// Strangers are then challenged even in quiet mode, or no one could
+	// answer.
+	Digest DigestConfig
 }
 
 // TrunkAccess is where one trunk's requests come from.
@@ -80,7 +85,8 @@ type bucket struct {
 
 func newGuard(cfg AccessConfig) *guard {
 	g := &guard{cfg: cfg, buckets: make(map[netip.Addr]*bucket), now: time.Now}
-	g.open = len(cfg.Allow) == 0 && !slices.ContainsFunc(cfg.Trunks, func(t TrunkAccess) bool {
+	// Configured users mean strangers must authenticate: not open.
+	g.open = len(cfg.Allow) == 0 && len(cfg.Digest.Users) == 0 && !slices.ContainsFunc(cfg.Trunks, func(t TrunkAccess) bool {
 		return len(t.Networks) > 0 || t.Addresses != nil
 	})
 	for _, a := range cfg.DropUserAgents {

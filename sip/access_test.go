@@ -2,9 +2,13 @@ package sip
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -186,5 +190,136 @@ func TestGuardTrunkClassification(t *testing.T) {
 	}
 	if open := newGuard(AccessConfig{}); !open.open {
 		t.Errorf("an empty AccessConfig must accept everyone")
+	}
+}
+
+// syncBuffer collects log output from the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestAccessDigest: with digest users configured, a stranger's INVITE is
+// challenged (even in quiet mode) and admitted only with a fresh, correct
+// answer for its own nonce; the trunk is not challenged at all.
+func TestAccessDigest(t *testing.T) {
+	const realm, user, password = "switchboard.test", "pbx", "pbx-Secret-42"
+	logs := &syncBuffer{}
+	ts := startServer(t, func(ctx context.Context, c *InboundCall) { _ = c.Reject(486, "") }, func(c *Config) {
+		c.Access = AccessConfig{
+			Trunks: []TrunkAccess{{Name: "carrier", Networks: prefixes("127.0.0.1/32")}},
+			Quiet:  true,
+			Digest: DigestConfig{Realm: realm, Users: map[string]string{user: password, "other": "other-pw"}},
+		}
+		c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	stranger := newPeerFrom(t, "127.0.0.2", ts.addr)
+	ruri := "sip:+15550100@" + ts.addr.String()
+
+	// challenge sends an INVITE without credentials and returns the 401.
+	challenge := func(p *udpPeer, to string) (*sipmsg.Response, Challenge) {
+		t.Helper()
+		branch := inviteFrom(p, to)
+		res := p.take("401 for "+to, isResponse(401, "INVITE", branch)).msg.(*sipmsg.Response)
+		ch, err := ParseChallenge(headerOf401(t, res))
+		if err != nil {
+			t.Fatalf("challenge: %v", err)
+		}
+		return res, ch
+	}
+	first, ch := challenge(stranger, "+15550100")
+	if ch.Realm != realm || len(ch.QOP) != 1 || ch.QOP[0] != "auth" || ch.Stale {
+		t.Fatalf("challenge %+v: want realm %q, qop=auth, not stale", ch, realm)
+	}
+	// The same refusal whatever was called: only the nonce differs.
+	second, ch2 := challenge(stranger, "admin")
+	blank := func(res *sipmsg.Response, nonce string) string {
+		line, _, _ := strings.Cut(res.String(), "\r\n")
+		return line + " " + strings.Replace(headerOf401(t, res), nonce, "N", 1)
+	}
+	if a, b := blank(first, ch.Nonce), blank(second, ch2.Nonce); a != b || ch.Nonce == ch2.Nonce {
+		t.Errorf("challenges differ by user part (or reuse a nonce):\n%s\n%s", a, b)
+	}
+
+	auth := func(ch Challenge, u, pw string, nc uint32, uri string) string {
+		return "Authorization: " + ch.Authorize("INVITE", uri, u, pw, nc, "c"+strconv.Itoa(int(nc)))
+	}
+	replayed := auth(ch, user, password, 1, ruri)
+	otherSource := newPeerFrom(t, "127.0.0.3", ts.addr)
+	_, chOther := challenge(otherSource, "+15550100")
+	old := ts.digest.nonce(netip.MustParseAddr("127.0.0.2"), time.Now().Add(-time.Hour))
+	for _, tc := range []struct {
+		name      string
+		header    string
+		wantCode  int
+		wantStale bool
+	}{
+		{"correct answer", replayed, 486, false},
+		{"the same answer again", replayed, 401, false},
+		{"next nonce count", auth(ch, user, password, 2, ruri), 486, false},
+		{"wrong password", auth(ch2, user, "guess", 1, ruri), 401, false},
+		{"unknown user", auth(ch2, "nobody", password, 1, ruri), 401, false},
+		{"another source's nonce", auth(chOther, user, password, 1, ruri), 401, false},
+		{"another Request-URI", auth(ch2, user, password, 3, "sip:+15550999@"+ts.addr.String()), 401, false},
+		{"expired nonce", auth(Challenge{Realm: realm, Nonce: old, QOP: []string{"auth"}}, user, password, 1, ruri), 401, true},
+		{"forged nonce", auth(Challenge{Realm: realm, Nonce: strings.Repeat("A", 43), QOP: []string{"auth"}}, user, password, 1, ruri), 401, false},
+		{"another realm", auth(Challenge{Realm: "elsewhere", Nonce: ch2.Nonce, QOP: []string{"auth"}}, user, password, 4, ruri), 401, false},
+		{"not digest", "Authorization: Basic cGJ4OnBieA==", 401, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			branch := inviteFrom(stranger, "+15550100", tc.header)
+			res := stranger.take(tc.name, isResponse(tc.wantCode, "INVITE", branch)).msg.(*sipmsg.Response)
+			if tc.wantCode == 401 {
+				got, err := ParseChallenge(headerOf401(t, res))
+				if err != nil || got.Stale != tc.wantStale {
+					t.Errorf("challenge %+v (%v): want stale=%v", got, err, tc.wantStale)
+				}
+			}
+		})
+	}
+
+	trunk := newPeerFrom(t, "127.0.0.1", ts.addr)
+	branch := inviteFrom(trunk, "+15550100")
+	trunk.take("the trunk's call, unchallenged", isResponse(486, "INVITE", branch))
+	if n := trunk.count(isResponse(401, "INVITE", "")); n != 0 {
+		t.Errorf("the trunk was challenged %d times", n)
+	}
+	if out := logs.String(); strings.Contains(out, password) || strings.Contains(out, "other-pw") {
+		t.Errorf("a password reached the log:\n%s", out)
+	}
+}
+
+func headerOf401(t *testing.T, res *sipmsg.Response) string {
+	t.Helper()
+	h := res.GetHeader("WWW-Authenticate")
+	if h == nil {
+		t.Fatalf("%d without WWW-Authenticate", res.StatusCode)
+	}
+	return h.Value()
+}
+
+// TestDigestConfigRedacted: the configuration prints without passwords.
+func TestDigestConfigRedacted(t *testing.T) {
+	c := DigestConfig{Realm: "r", Users: map[string]string{"u": "hunter2-pw"}}
+	ac := AccessConfig{Digest: c}
+	for _, s := range []string{fmt.Sprintf("%v", c), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c), fmt.Sprintf("%+v", ac), fmt.Sprintf("%#v", ac)} {
+		if strings.Contains(s, "hunter2-pw") {
+			t.Errorf("password printed: %s", s)
+		}
+	}
+	if _, err := newDigestAuth(DigestConfig{Realm: "r", Users: map[string]string{"u": "bad\r\npw"}}); err == nil || strings.Contains(err.Error(), "bad") {
+		t.Errorf("password with CR/LF: error %v (must refuse it without quoting it)", err)
 	}
 }

@@ -93,7 +93,7 @@ func (s *Server) register(ctx context.Context, t Trunk, m *TrunkMonitor, tune re
 	r := &Registration{
 		srv: s, mon: m, resolver: net.DefaultResolver, tune: tune, done: make(chan struct{}),
 		log: s.log.With("trunk", t.Name), o: newOutOfDialog(),
-		contactHost: s.cfg.PublicHost, contactPort: int(s.cfg.Listen.Port()),
+		contactHost: s.cfg.PublicHost, contactPort: s.contactPort(t.Transport),
 	}
 	r.state = RegistrationState{Trunk: t.Name, State: StateRegistering, Since: time.Now()}
 	norm, err := t.Normalize()

@@ -31,6 +31,8 @@ type Config struct {
 	UserAgent string
 	// Access screens sources; the zero value accepts everyone.
 	Access AccessConfig
+	// TLS is the TLS listener and the roots that verify carriers.
+	TLS    TLSConfig
 	Logger *slog.Logger
 }
 
@@ -50,6 +52,9 @@ type Server struct {
 	dialog  sipgo.DialogUA
 	handler CallHandler
 	guard   *guard
+	digest  *digestAuth // nil: no digest for strangers
+	// tlsConns opens the TLS connections to trunks, verified by name.
+	tlsConns *tlsConns
 
 	base     context.Context // ends when Serve's context does
 	dialogs  sync.Map        // dialog id -> dialogEntry
@@ -88,7 +93,17 @@ func NewServer(cfg Config, handler CallHandler) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	opts := []sipgo.UserAgentOption{sipgo.WithUserAgentHostname(cfg.PublicHost)}
+	if cfg.TLS.Listen.IsValid() && len(cfg.TLS.Certificates) == 0 {
+		return nil, fmt.Errorf("sip: the TLS listener needs a certificate")
+	}
+	digest, err := newDigestAuth(cfg.Access.Digest)
+	if err != nil {
+		return nil, err
+	}
+	opts := []sipgo.UserAgentOption{
+		sipgo.WithUserAgentHostname(cfg.PublicHost),
+		sipgo.WithUserAgenTLSConfig(cfg.TLS.client()),
+	}
 	if cfg.UserAgent != "" {
 		opts = append(opts, sipgo.WithUserAgent(cfg.UserAgent))
 	} else {
@@ -115,7 +130,10 @@ func NewServer(cfg Config, handler CallHandler) (*Server, error) {
 		ua.Close()
 		return nil, fmt.Errorf("sip: client: %w", err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, ua: ua, srv: srv, client: client, handler: handler, base: context.Background(), guard: newGuard(cfg.Access)}
+	s := &Server{cfg: cfg, log: cfg.Logger, ua: ua, srv: srv, client: client, handler: handler, base: context.Background(), guard: newGuard(cfg.Access), digest: digest}
+	s.tlsConns = &tlsConns{tp: ua.TransportLayer(), config: cfg.TLS.client(),
+		ln: newHandoff(&net.TCPAddr{IP: cfg.Listen.Addr().AsSlice(), Port: int(cfg.TLS.Listen.Port())})}
+	client.TxRequester = requester{s}
 	s.dialog = sipgo.DialogUA{Client: client, ContactHDR: s.contact("udp")}
 	s.routes()
 	return s, nil
@@ -123,7 +141,7 @@ func NewServer(cfg Config, handler CallHandler) (*Server, error) {
 
 // contact is our Contact for a transport.
 func (s *Server) contact(transport string) sipmsg.ContactHeader {
-	uri := sipmsg.Uri{Scheme: "sip", User: "switchboard", Host: s.cfg.PublicHost, Port: int(s.cfg.Listen.Port())}
+	uri := sipmsg.Uri{Scheme: "sip", User: "switchboard", Host: s.cfg.PublicHost, Port: s.contactPort(transport)}
 	if transport != "" && transport != "udp" && transport != "UDP" {
 		uri.UriParams = sipmsg.NewParams()
 		uri.UriParams.Add("transport", strings.ToLower(transport))
@@ -131,12 +149,35 @@ func (s *Server) contact(transport string) sipmsg.ContactHeader {
 	return sipmsg.ContactHeader{Address: uri}
 }
 
+// contactPort is where a transport reaches us: the TLS listener's port for
+// TLS when there is one, else the UDP/TCP port.
+func (s *Server) contactPort(transport string) int {
+	if strings.EqualFold(transport, "tls") && s.cfg.TLS.Listen.IsValid() {
+		return int(s.cfg.TLS.Listen.Port())
+	}
+	return int(s.cfg.Listen.Port())
+}
+
 // Serve listens on the configured transports until ctx ends, then waits for
 // calls in progress to be torn down.
 func (s *Server) Serve(ctx context.Context, ready func()) error {
 	s.base = ctx
-	listeners := make([]func() error, 0, 2)
-	var closers []func() error
+	// The TLS connections we dial reach sipgo through this listener.
+	listeners := []func() error{func() error { return s.srv.ServeTLS(s.tlsConns.ln) }}
+	closers := []func() error{s.tlsConns.ln.Close}
+	if s.cfg.TLS.Listen.IsValid() {
+		network := "tcp6"
+		if s.cfg.TLS.Listen.Addr().Is4() {
+			network = "tcp4"
+		}
+		l, err := net.ListenTCP(network, net.TCPAddrFromAddrPort(s.cfg.TLS.Listen))
+		if err != nil {
+			return fmt.Errorf("sip: listen tls %s: %w", s.cfg.TLS.Listen, err)
+		}
+		tl := handshakeListener{Listener: l, conf: s.cfg.TLS.server()}
+		closers = append(closers, tl.Close)
+		listeners = append(listeners, func() error { return s.srv.ServeTLS(tl) })
+	}
 	for _, tr := range s.cfg.Transports {
 		switch strings.ToLower(tr) {
 		case "udp":
@@ -278,6 +319,10 @@ func (s *Server) screen(next sipgo.RequestHandler) sipgo.RequestHandler {
 		case tooLarge:
 			s.respond(tx, req, 513, "Message Too Large")
 		case forbid:
+			if s.digest != nil && outOfDialog && !req.IsAck() && !req.IsCancel() {
+				s.authenticate(req, tx, src, next)
+				return
+			}
 			s.log.Debug("sip: request refused", "source", src.String(), "method", req.Method.String())
 			if !s.cfg.Access.Quiet && !req.IsAck() {
 				s.respond(tx, req, 403, "Forbidden")

@@ -42,6 +42,7 @@ type SIPConfig struct {
 	PublicAddress string   `yaml:"public_address"`
 	UserAgent     string   `yaml:"user_agent"`
 	Ringing       bool     `yaml:"ringing"`
+	TLS           SIPTLS   `yaml:"tls"`
 }
 
 // MediaConfig is RTP and codec negotiation.
@@ -320,6 +321,7 @@ func (c *Config) validate(file string, data []byte) ConfigErrors {
 		bad("default_agent", "no agent named %q under agents", c.DefaultAgent)
 	}
 	c.validateSections(bad)
+	c.validateSecurity(bad)
 	if c.Dialplan != "" {
 		if _, err := os.Stat(c.Dialplan); err != nil {
 			bad("dialplan", "cannot read %q", c.Dialplan)

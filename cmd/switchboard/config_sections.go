@@ -7,6 +7,9 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/switchboard-voice/switchboard/media"
+	"github.com/switchboard-voice/switchboard/sip"
 )
 
 // TrunkConfig is one carrier trunk.
@@ -47,6 +50,8 @@ type AccessSection struct {
 	} `yaml:"rate_limit"`
 	MaxMessageSize int      `yaml:"max_message_size"`
 	DropUserAgents []string `yaml:"drop_user_agents"`
+	// Digest lets strangers in with a username and password (401 challenge).
+	Digest DigestSection `yaml:"digest"`
 }
 
 // AdminConfig is the HTTP listener for health, metrics and call control.
@@ -178,6 +183,9 @@ func (c *Config) validateSections(bad func(path, format string, args ...any)) {
 		default:
 			bad(path+".caller_id", "%q is not from or pai", t.CallerIDMode)
 		}
+		if _, err := media.ParseSRTPPolicy(t.SRTP); err != nil {
+			bad(path+".srtp", "%q is not off, optional or required", t.SRTP)
+		}
 		if _, err := parsePrefixes(t.InboundNetworks); err != nil {
 			bad(path+".inbound_networks", "%v", err)
 		}
@@ -219,4 +227,110 @@ func (c *Config) validateSections(bad func(path, format string, args ...any)) {
 	if c.CDR.Stream && c.Store.Type != "redis" {
 		bad("cdr.redis_stream", "needs store.type: redis")
 	}
+}
+
+// trunkSRTP maps each trunk's name to its media encryption policy (validated above).
+func trunkSRTP(cfg *Config) map[string]media.SRTPPolicy {
+	m := make(map[string]media.SRTPPolicy, len(cfg.Trunks))
+	for _, t := range cfg.Trunks {
+		p, _ := media.ParseSRTPPolicy(t.SRTP)
+		m[t.Name] = p
+	}
+	return m
+}
+
+// SIPTLS is SIP over TLS: a listener (on when cert_file is set) and extra
+// roots that verify carriers' certificates.
+type SIPTLS struct {
+	Listen   string `yaml:"listen"` // default: sip.listen's IP, port 5061
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	CAFile   string `yaml:"ca_file"`
+}
+
+// DigestSection is inbound digest authentication for sources outside the
+// trunks' networks and access.allow.
+type DigestSection struct {
+	Realm    string       `yaml:"realm"`
+	NonceTTL Duration     `yaml:"nonce_ttl"`
+	Users    []DigestUser `yaml:"users"`
+}
+
+// DigestUser is one account a stranger may authenticate as.
+type DigestUser struct {
+	Username     string `yaml:"username"`
+	Password     Secret `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
+}
+
+// validateSecurity checks sip.tls and access.digest.
+func (c *Config) validateSecurity(bad func(path, format string, args ...any)) {
+	t := c.SIP.TLS
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		bad("sip.tls.cert_file", "set cert_file and key_file together")
+	}
+	for path, f := range map[string]string{"sip.tls.cert_file": t.CertFile, "sip.tls.key_file": t.KeyFile, "sip.tls.ca_file": t.CAFile} {
+		if _, err := os.Stat(f); f != "" && err != nil {
+			bad(path, "cannot read %q", f)
+		}
+	}
+	if t.Listen != "" {
+		ap, err := netip.ParseAddrPort(t.Listen)
+		switch {
+		case err != nil:
+			bad("sip.tls.listen", "%q is not IP:port (example: 0.0.0.0:5061)", t.Listen)
+		case t.CertFile == "":
+			bad("sip.tls.listen", "a TLS listener needs cert_file and key_file")
+		case ap.Port() == sipPort(c.SIP.Listen):
+			bad("sip.tls.listen", "port %d is sip.listen's: TLS needs a port of its own (5061 is usual)", ap.Port())
+		}
+	}
+	d := c.Access.Digest
+	if len(d.Users) > 0 && (d.Realm == "" || strings.ContainsAny(d.Realm, "\"\\\r\n")) {
+		bad("access.digest.realm", "set a realm (no quotes or backslashes) for the digest users")
+	}
+	if d.NonceTTL != 0 && time.Duration(d.NonceTTL) < 10*time.Second {
+		bad("access.digest.nonce_ttl", "must be at least 10s")
+	}
+	seen := map[string]bool{}
+	for i, u := range d.Users {
+		path := fmt.Sprintf("access.digest.users.%d", i)
+		switch {
+		case u.Username == "" || strings.ContainsAny(u.Username, "\"\\\r\n"):
+			bad(path+".username", "set a username without quotes, backslashes or line breaks")
+		case seen[u.Username]:
+			bad(path+".username", "user %q is listed twice", u.Username)
+		}
+		seen[u.Username] = true
+		switch {
+		case (u.Password == "") == (u.PasswordFile == ""):
+			bad(path+".password", "set password or password_file (one of them)")
+		case u.PasswordFile != "":
+			if _, err := os.Stat(u.PasswordFile); err != nil {
+				bad(path+".password_file", "cannot read %q", u.PasswordFile)
+			}
+		}
+	}
+}
+
+// sipPort is sip.listen's port, 0 when it does not parse.
+func sipPort(listen string) uint16 {
+	ap, _ := netip.ParseAddrPort(listen)
+	return ap.Port()
+}
+
+// digestConfig reads the digest users' passwords (from their files too).
+func digestConfig(c *Config) (sip.DigestConfig, error) {
+	d := sip.DigestConfig{Realm: c.Access.Digest.Realm, NonceTTL: time.Duration(c.Access.Digest.NonceTTL)}
+	for _, u := range c.Access.Digest.Users {
+		pw, err := u.Password.Value(u.PasswordFile)
+		if err != nil {
+			return sip.DigestConfig{}, fmt.Errorf("access.digest user %s: %w", u.Username, err)
+		}
+		if d.Users == nil {
+			d.Users = make(map[string]string, len(c.Access.Digest.Users))
+		}
+		d.Users[u.Username] = pw
+	}
+	return d, nil
 }

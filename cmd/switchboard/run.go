@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -101,11 +103,16 @@ func runGateway(parent context.Context, cfg *Config, log *slog.Logger) error {
 		Admit:        g.fleet.admit,
 		Ringing:      cfg.SIP.Ringing,
 		Log:          log,
+		TrunkSRTP:    trunkSRTP(cfg),
 	})
 	if err != nil {
 		return fmt.Errorf("dialplan: %w", err)
 	}
 	access, err := accessConfig(cfg, g.trunks)
+	if err != nil {
+		return err
+	}
+	tlsCfg, err := sipTLS(cfg, listen)
 	if err != nil {
 		return err
 	}
@@ -115,6 +122,7 @@ func runGateway(parent context.Context, cfg *Config, log *slog.Logger) error {
 		PublicHost: publicHost(cfg, listen),
 		UserAgent:  cfg.SIP.UserAgent,
 		Access:     access,
+		TLS:        tlsCfg,
 		Logger:     log,
 	}, g.exec.HandleCall)
 	if err != nil {
@@ -152,7 +160,11 @@ func runGateway(parent context.Context, cfg *Config, log *slog.Logger) error {
 	err = g.srv.Serve(serveCtx, func() {
 		g.trunks.start(g.srv, g.metrics)
 		g.ready.Store(true)
-		log.Info("gateway ready", "sip", listen.String(), "public", publicHost(cfg, listen), "admin", adminAddr,
+		tlsAddr := ""
+		if tlsCfg.Listen.IsValid() {
+			tlsAddr = tlsCfg.Listen.String()
+		}
+		log.Info("gateway ready", "sip", listen.String(), "sip_tls", tlsAddr, "public", publicHost(cfg, listen), "admin", adminAddr,
 			"rtp_ports", fmt.Sprintf("%d-%d", cfg.Media.RTPPortMin, cfg.Media.RTPPortMax),
 			"dialplan", cfg.Dialplan, "default_agent", cfg.DefaultAgent, "store", cfg.Store.Type,
 			"instance", g.fleet.st.Instance(), "version", version)
@@ -287,6 +299,9 @@ func accessConfig(cfg *Config, trunks *trunkSet) (sip.AccessConfig, error) {
 		MaxMessageSize: cfg.Access.MaxMessageSize,
 		DropUserAgents: cfg.Access.DropUserAgents,
 	}
+	if ac.Digest, err = digestConfig(cfg); err != nil {
+		return sip.AccessConfig{}, err
+	}
 	for _, t := range cfg.Trunks {
 		nets, err := parsePrefixes(t.InboundNetworks)
 		if err != nil {
@@ -295,6 +310,40 @@ func accessConfig(cfg *Config, trunks *trunkSet) (sip.AccessConfig, error) {
 		ac.Trunks = append(ac.Trunks, sip.TrunkAccess{Name: t.Name, Networks: nets, Addresses: trunks.addresses(t.Name)})
 	}
 	return ac, nil
+}
+
+// sipTLS loads the TLS listener's certificate and the extra roots once,
+// here: the sip package gets values, never file names.
+func sipTLS(cfg *Config, listen netip.AddrPort) (sip.TLSConfig, error) {
+	t := cfg.SIP.TLS
+	var out sip.TLSConfig
+	if t.CAFile != "" {
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool() // no system roots here: the file's alone
+		}
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return out, fmt.Errorf("sip.tls.ca_file: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return out, fmt.Errorf("sip.tls.ca_file %s: no PEM certificate in it", t.CAFile)
+		}
+		out.RootCAs = pool
+	}
+	if t.CertFile == "" {
+		return out, nil
+	}
+	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return out, fmt.Errorf("sip.tls: %w", err)
+	}
+	out.Certificates = []tls.Certificate{cert}
+	out.Listen = netip.AddrPortFrom(listen.Addr(), 5061)
+	if t.Listen != "" {
+		out.Listen = netip.MustParseAddrPort(t.Listen) // validated
+	}
+	return out, nil
 }
 
 func agentNames(cfg *Config) []string {
