@@ -63,6 +63,16 @@ func (s *Service) Dial(ctx context.Context, t Target, req DialRequest) (*Leg, er
 	offerCfg := s.cfg.Offer
 	offerCfg.LocalPort = ml.LocalPort()
 	offerCfg.SessionID = uint64(time.Now().UnixNano())
+	if t.Trunk != nil {
+		// The trunk's SDES-SRTP policy applies to the legs we place too.
+		if offerCfg.SRTP, err = media.ParseSRTPPolicy(t.Trunk.SRTP); err != nil {
+			ml.Close()
+			return nil, fmt.Errorf("transfer: trunk %s: %w", t.Trunk.Name, err)
+		}
+		if offerCfg.SRTP != media.SRTPOff {
+			offerCfg.SRTPKey = media.NewSRTPKey()
+		}
+	}
 	opts := sip.DialOptions{Trunk: t.Trunk, Headers: extra, OnProgress: func(code int, reason string) {
 		if req.Progress != nil {
 			st := StateTrying
