@@ -79,12 +79,7 @@ func TestReferTracked(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			rs := startReinviteServer(t)
-			p := newPeer(t, rs.addr)
-			u := p.newUAC()
-			u.establish()
-			call := recv(t, rs.calls, "call")
-			closed(t, rs.up, "Answer to return")
+			rs, p, u, call := establishedCall(t)
 
 			req, done := startRefer(t, p, call, tc.timeout, ReferOptions{
 				ReferTo: "sip:+15550142@carrier.example", ReferredBy: "sip:bot@127.0.0.1",
@@ -121,12 +116,7 @@ func TestReferTracked(t *testing.T) {
 }
 
 func TestNotifyRefused(t *testing.T) {
-	rs := startReinviteServer(t)
-	p := newPeer(t, rs.addr)
-	u := p.newUAC()
-	u.establish()
-	call := recv(t, rs.calls, "call")
-	closed(t, rs.up, "Answer to return")
+	_, p, u, call := establishedCall(t)
 
 	// No REFER was sent: there is no subscription.
 	branch, _ := u.notify(1, "active", "SIP/2.0 100 Trying\r\n")
@@ -144,12 +134,7 @@ func TestNotifyRefused(t *testing.T) {
 }
 
 func TestReferBadTarget(t *testing.T) {
-	rs := startReinviteServer(t)
-	p := newPeer(t, rs.addr)
-	u := p.newUAC()
-	u.establish()
-	call := recv(t, rs.calls, "call")
-	closed(t, rs.up, "Answer to return")
+	_, p, u, call := establishedCall(t)
 	for _, target := range []string{"", "sip:a@b\r\nX-Evil: 1", "not a uri"} {
 		if err := call.Refer(context.Background(), ReferOptions{ReferTo: target}, nil); err == nil {
 			t.Errorf("Refer(%q) = nil, want an error", target)

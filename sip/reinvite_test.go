@@ -63,6 +63,20 @@ func startReinviteServer(t *testing.T) *reinviteServer {
 	return rs
 }
 
+// establishedCall answers a call from a fresh peer and returns once Answer
+// has returned: from then on re-INVITEs reach the OfferHandler (before, one
+// racing the ACK would get 491).
+func establishedCall(t *testing.T) (*reinviteServer, *udpPeer, *uac, *InboundCall) {
+	t.Helper()
+	rs := startReinviteServer(t)
+	p := newPeer(t, rs.addr)
+	u := p.newUAC()
+	u.establish()
+	call := recv(t, rs.calls, "call")
+	closed(t, rs.up, "Answer to return")
+	return rs, p, u, call
+}
+
 func (rs *reinviteServer) nextOffer(t *testing.T) offerCall {
 	t.Helper()
 	return recv(t, rs.offers, "the OfferHandler to be called")
@@ -89,14 +103,7 @@ func hangup(t *testing.T, u *uac, call *InboundCall) {
 }
 
 func TestReinviteOfferAnswer(t *testing.T) {
-	rs := startReinviteServer(t)
-	p := newPeer(t, rs.addr)
-	u := p.newUAC()
-	u.establish()
-	call := recv(t, rs.calls, "call")
-	// A re-INVITE racing the ACK would get 491: the call counts as answered
-	// once Answer has returned.
-	closed(t, rs.up, "Answer to return")
+	rs, p, u, call := establishedCall(t)
 
 	branch, cseq := u.inDialog("INVITE", "application/sdp", holdSDP)
 	oc := rs.nextOffer(t)
@@ -140,14 +147,7 @@ func TestReinviteOfferAnswer(t *testing.T) {
 }
 
 func TestReinviteRefused(t *testing.T) {
-	rs := startReinviteServer(t)
-	p := newPeer(t, rs.addr)
-	u := p.newUAC()
-	u.establish()
-	call := recv(t, rs.calls, "call")
-	// A re-INVITE racing the ACK would get 491: the call counts as answered
-	// once Answer has returned.
-	closed(t, rs.up, "Answer to return")
+	rs, p, u, call := establishedCall(t)
 
 	tests := []struct {
 		name        string
@@ -196,14 +196,7 @@ func TestReinviteRefused(t *testing.T) {
 
 // Over UDP the 2xx to a re-INVITE is retransmitted until its ACK arrives.
 func TestReinviteRetransmitUntilAck(t *testing.T) {
-	rs := startReinviteServer(t)
-	p := newPeer(t, rs.addr)
-	u := p.newUAC()
-	u.establish()
-	call := recv(t, rs.calls, "call")
-	// A re-INVITE racing the ACK would get 491: the call counts as answered
-	// once Answer has returned.
-	closed(t, rs.up, "Answer to return")
+	rs, p, u, call := establishedCall(t)
 
 	branch, cseq := u.inDialog("INVITE", "application/sdp", holdSDP)
 	rs.nextOffer(t).reply <- offerReply{answer: []byte(answerSDP)}
@@ -226,14 +219,7 @@ func TestReinviteRetransmitUntilAck(t *testing.T) {
 // A second re-INVITE while one is still unanswered gets 500 with Retry-After
 // (RFC 3261 §14.2), and so does one whose CSeq is out of order.
 func TestReinviteOverlap(t *testing.T) {
-	rs := startReinviteServer(t)
-	p := newPeer(t, rs.addr)
-	u := p.newUAC()
-	u.establish()
-	call := recv(t, rs.calls, "call")
-	// A re-INVITE racing the ACK would get 491: the call counts as answered
-	// once Answer has returned.
-	closed(t, rs.up, "Answer to return")
+	rs, p, u, call := establishedCall(t)
 
 	first, firstCSeq := u.inDialog("INVITE", "application/sdp", holdSDP)
 	oc := rs.nextOffer(t) // the handler now blocks on oc.reply
