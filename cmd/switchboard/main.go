@@ -24,6 +24,7 @@ func main() {
 			dialplanCommand(),
 			agentCommand(),
 			callsCommand(),
+			benchCommand(),
 			{
 				Name:  "version",
 				Usage: "print the version",
