@@ -200,3 +200,13 @@ func FuzzParseSipfrag(f *testing.F) {
 		}
 	})
 }
+
+// A CANCEL for no pending INVITE (one that crossed the 200) gets 481.
+func TestCancelUnmatched(t *testing.T) {
+	_, p, u, call := establishedCall(t)
+	s := u.spec("CANCEL")
+	s.cseq = u.inviteCSeq
+	p.send(p.build(s))
+	p.response(481, "CANCEL", s.branch)
+	hangup(t, u, call)
+}

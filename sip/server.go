@@ -282,6 +282,11 @@ func (s *Server) routes() {
 	s.srv.OnInfo(s.screen(s.onInfo))
 	s.srv.OnOptions(s.screen(s.onOptions))
 	s.srv.OnNotify(s.screen(s.onNotify))
+	// A CANCEL that matches a pending INVITE is answered inside sipgo; one
+	// that reaches a handler matches nothing (RFC 3261 §9.2).
+	s.srv.OnCancel(s.screen(func(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
+		s.respond(tx, req, 481, "Call/Transaction Does Not Exist")
+	}))
 	for _, m := range []func(sipgo.RequestHandler){s.srv.OnRefer, s.srv.OnUpdate, s.srv.OnPrack} {
 		m(s.screen(s.inDialogOnly))
 	}
