@@ -116,9 +116,12 @@ log:
 	if err != nil {
 		t.Fatal(err)
 	}
+	// newLogger also sets sipgo's process-wide logger: make it once, before
+	// the gateway goroutine starts, and share it.
+	log := newLogger(io.Discard, "error", "text")
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- runGateway(ctx, gcfg, newLogger(io.Discard, "error", "text")) }()
+	go func() { done <- runGateway(ctx, gcfg, log) }()
 	defer func() {
 		cancel()
 		select {
@@ -134,7 +137,7 @@ log:
 		maxTime: 30 * time.Second, drain: 300 * time.Millisecond, setupTimeout: 5 * time.Second, botListen: botAddr,
 		pid: os.Getpid(), idle: 200 * time.Millisecond, sample: 200 * time.Millisecond}
 	var out strings.Builder
-	rep, err := runBench(t.Context(), o, &out, newLogger(io.Discard, "error", "text"))
+	rep, err := runBench(t.Context(), o, &out, log)
 	if err != nil {
 		t.Fatal(err)
 	}
