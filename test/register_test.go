@@ -218,6 +218,7 @@ func TestRegisterSIPpMinExpires(t *testing.T) {
 	if st.Expires != 6*time.Second {
 		t.Errorf("granted %v, want the Min-Expires 6 s", st.Expires)
 	}
+	sippSettle()
 	cancel() // before the refresh at 4.5 s: the scenario expects the un-REGISTER next
 	<-r.Done()
 	if code := <-sipp; code != 0 {
@@ -258,6 +259,7 @@ func TestRegisterSIPpRegistrarReturns(t *testing.T) {
 	if back.LastError != "" || back.Expires != 4*time.Second {
 		t.Errorf("state after recovery %+v", back)
 	}
+	sippSettle()
 	cancel()
 	<-r.Done()
 	if code := <-second; code != 0 {
@@ -296,3 +298,9 @@ func TestRegisterSIPpWrongPassword(t *testing.T) {
 		t.Errorf("SIPp got %d REGISTERs, want 2 (challenged, then refused)", registers)
 	}
 }
+
+// sippSettle gives a SIPp registrar time to loop back to its next <recv>
+// after a 200: SIPp counts a REGISTER that arrives while the call still sits
+// on the <nop> jumps after the send as unexpected, and cancelling at once
+// sends the un-REGISTER within microseconds.
+func sippSettle() { time.Sleep(300 * time.Millisecond) }
