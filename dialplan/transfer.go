@@ -108,11 +108,7 @@ func (rt *callRuntime) cold(ctx context.Context, target transfer.Target, req age
 	svc := rt.e.env.Transfers
 	started := time.Now()
 	stopHold := rt.hold()
-	err := svc.Refer(ctx, rt.call, target, req.Headers, func(s transfer.Status) {
-		if tell != nil {
-			tell(agent.TransferStatus{State: agent.TransferState(s.State), Code: s.Code, Reason: s.Reason})
-		}
-	})
+	err := svc.Refer(ctx, rt.call, target, req.Headers, toAgent(tell))
 	stopHold()
 	if err != nil {
 		rt.logTransfer("cold", req.Target, transfer.StateFailed, transfer.FailureCode(err), started)
@@ -133,12 +129,8 @@ func (rt *callRuntime) dialHuman(ctx context.Context, target transfer.Target, re
 	stopHold := rt.hold()
 	human, err := rt.e.env.Transfers.Dial(ctx, target, transfer.DialRequest{
 		CallID: rt.call.CallID, Context: req.Context, CallerID: rt.call.From, CallerName: rt.call.FromDisplay,
-		Headers: req.Headers,
-		Progress: func(s transfer.Status) {
-			if tell != nil {
-				tell(agent.TransferStatus{State: agent.TransferState(s.State), Code: s.Code, Reason: s.Reason})
-			}
-		},
+		Headers:  req.Headers,
+		Progress: toAgent(tell),
 	})
 	stopHold()
 	if err != nil {
@@ -184,6 +176,17 @@ func (rt *callRuntime) bridgeUntilEnd(ctx context.Context, human *transfer.Leg) 
 	}
 	media.Unbridge(rt.leg, human.Media)
 	return nil
+}
+
+// toAgent passes a transfer's progress on to an agent; nil when nobody
+// listens.
+func toAgent(tell func(agent.TransferStatus)) func(transfer.Status) {
+	if tell == nil {
+		return nil
+	}
+	return func(s transfer.Status) {
+		tell(agent.TransferStatus{State: agent.TransferState(s.State), Code: s.Code, Reason: s.Reason})
+	}
 }
 
 // hold plays hold audio (or ringback) to the caller until stopped.

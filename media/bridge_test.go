@@ -20,7 +20,7 @@ type farEnd struct {
 	ts   uint32
 }
 
-func newFarEnd(t *testing.T) *farEnd {
+func newFarEnd(t testing.TB) *farEnd {
 	t.Helper()
 	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -205,13 +205,9 @@ func BenchmarkBridgeRelay(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer to.Close()
-	drain, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer drain.Close()
+	drain := newFarEnd(b) // where the relayed packets go
 	from.neg = negotiatedFor(netip.AddrPort{}, pcmu, 20*time.Millisecond)
-	to.neg = negotiatedFor(drain.LocalAddr().(*net.UDPAddr).AddrPort(), pcma, 20*time.Millisecond)
+	to.neg = negotiatedFor(drain.addr(), pcma, 20*time.Millisecond)
 	to.applyRemote(to.neg)
 	r, err := newRelay(from, to)
 	if err != nil {

@@ -2,7 +2,6 @@ package media
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"sync"
 	"testing"
@@ -279,12 +278,8 @@ func BenchmarkOutboundFrameToPacket(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer leg.Close()
-	drain, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer drain.Close()
-	neg := negotiatedFor(drain.LocalAddr().(*net.UDPAddr).AddrPort(), pcmu, 20*time.Millisecond)
+	drain := newFarEnd(b) // where the paced packets go
+	neg := negotiatedFor(drain.addr(), pcmu, 20*time.Millisecond)
 	leg.neg = neg
 	leg.applyRemote(neg)
 	p := newPacer(leg, PCMU, neg)

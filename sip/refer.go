@@ -176,7 +176,7 @@ func (s *Server) onNotify(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 		s.respond(tx, req, 481, "Subscription Does Not Exist")
 		return
 	}
-	event, _ := parseEvent(reqHeader(req, "Event"))
+	event, _ := parseEvent(headerValue(req, "Event"))
 	if event != "refer" {
 		s.respond(tx, req, 489, "Bad Event", sipmsg.NewHeader("Allow-Events", "refer"))
 		return
@@ -190,9 +190,9 @@ func (s *Server) onNotify(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 
 // notifyRefer hands a NOTIFY's sipfrag to the REFER it belongs to.
 func (c *dialogCore) notifyRefer(req *sipmsg.Request) bool {
-	_, id := parseEvent(reqHeader(req, "Event"))
+	_, id := parseEvent(headerValue(req, "Event"))
 	code, reason, _ := ParseSipfrag(req.Body())
-	state := strings.ToLower(strings.TrimSpace(reqHeader(req, "Subscription-State")))
+	state := strings.ToLower(strings.TrimSpace(headerValue(req, "Subscription-State")))
 	note := referNote{code: code, reason: reason, terminated: strings.HasPrefix(state, "terminated")}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -251,13 +251,6 @@ func (l lingerEntry) onInfo(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 	l.c.srv.respond(tx, req, 481, "Call/Transaction Does Not Exist")
 }
 func (l lingerEntry) notifyRefer(req *sipmsg.Request) bool { return l.c.notifyRefer(req) }
-
-func reqHeader(req *sipmsg.Request, name string) string {
-	if h := req.GetHeader(name); h != nil {
-		return h.Value()
-	}
-	return ""
-}
 
 // parseEvent splits an Event header ("refer;id=93809824") into the package
 // name and the id parameter (0 when absent or not a number).

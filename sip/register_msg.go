@@ -163,9 +163,9 @@ func sameContact(a, b sipmsg.Uri) bool {
 	return a.User == b.User && strings.EqualFold(strings.Trim(a.Host, "[]"), strings.Trim(b.Host, "[]")) && port(a.Port) == port(b.Port)
 }
 
-// headerValue returns a header's value or "".
-func headerValue(res *sipmsg.Response, name string) string {
-	if h := res.GetHeader(name); h != nil {
+// headerValue returns a request's or response's header value, or "".
+func headerValue(m interface{ GetHeader(string) sipmsg.Header }, name string) string {
+	if h := m.GetHeader(name); h != nil {
 		return h.Value()
 	}
 	return ""

@@ -73,15 +73,7 @@ func (s *Service) Dial(ctx context.Context, t Target, req DialRequest) (*Leg, er
 			offerCfg.SRTPKey = media.NewSRTPKey()
 		}
 	}
-	opts := sip.DialOptions{Trunk: t.Trunk, Headers: extra, OnProgress: func(code int, reason string) {
-		if req.Progress != nil {
-			st := StateTrying
-			if code == 180 || code == 183 {
-				st = StateRinging
-			}
-			req.Progress(Status{State: st, Code: code, Reason: reason})
-		}
-	}}
+	opts := sip.DialOptions{Trunk: t.Trunk, Headers: extra, OnProgress: provisional(req.Progress)}
 	if t.Trunk != nil && s.cfg.Monitor != nil {
 		opts.Monitor = s.cfg.Monitor(t.Trunk.Name)
 	}

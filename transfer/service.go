@@ -112,11 +112,7 @@ func diversion(t *sip.Trunk) []sipmsg.Header {
 	if t == nil || t.Diversion == "" {
 		return nil
 	}
-	host := t.FromDomain
-	if host == "" {
-		host = t.Host
-	}
-	return []sipmsg.Header{sipmsg.NewHeader("Diversion", fmt.Sprintf("<sip:%s@%s>;reason=unconditional", t.Diversion, host))}
+	return []sipmsg.Header{sipmsg.NewHeader("Diversion", fmt.Sprintf("<sip:%s@%s>;reason=unconditional", t.Diversion, trunkDomain(t)))}
 }
 
 // customHeaders turns checked name/value pairs into headers.
@@ -133,7 +129,7 @@ func customHeaders(h map[string]string) ([]sipmsg.Header, error) {
 
 // Status is a transfer's progress, reported as it happens.
 type Status struct {
-	State  string // trying, ringing, answered, completed, failed
+	State  string // trying, ringing, completed, failed
 	Code   int
 	Reason string
 }
@@ -142,7 +138,6 @@ type Status struct {
 const (
 	StateTrying    = "trying"
 	StateRinging   = "ringing"
-	StateAnswered  = "answered"
 	StateCompleted = "completed"
 	StateFailed    = "failed"
 )
@@ -158,17 +153,22 @@ func (s *Service) Refer(ctx context.Context, call *sip.InboundCall, t Target, he
 	extra = append(extra, diversion(t.Trunk)...)
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ReferTimeout)
 	defer cancel()
-	return call.Refer(ctx, sip.ReferOptions{ReferTo: t.URI, ReferredBy: call.RequestURI, Headers: extra},
-		func(code int, reason string) {
-			if progress == nil || code >= 200 {
-				return
-			}
-			st := StateTrying
-			if code == 180 || code == 183 {
-				st = StateRinging
-			}
-			progress(Status{State: st, Code: code, Reason: reason})
-		})
+	return call.Refer(ctx, sip.ReferOptions{ReferTo: t.URI, ReferredBy: call.RequestURI, Headers: extra}, provisional(progress))
+}
+
+// provisional reports 1xx progress (from a sipfrag or the dialled leg) as
+// trying or ringing; final outcomes are the caller's to report.
+func provisional(progress func(Status)) func(code int, reason string) {
+	return func(code int, reason string) {
+		if progress == nil || code >= 200 {
+			return
+		}
+		st := StateTrying
+		if code == 180 || code == 183 {
+			st = StateRinging
+		}
+		progress(Status{State: st, Code: code, Reason: reason})
+	}
 }
 
 // FailureCode is the SIP status behind a failed transfer: the refusal's

@@ -108,10 +108,7 @@ func Resolve(raw string, trunk *sip.Trunk, trunks []sip.Trunk) (Target, error) {
 		if trunk == nil {
 			return Target{}, fmt.Errorf("transfer: %s is a number but no trunk is configured to call it", num)
 		}
-		host := trunk.FromDomain
-		if host == "" {
-			host = trunk.Host
-		}
+		host := trunkDomain(trunk)
 		return Target{URI: "sip:" + num + "@" + host, Number: num, Host: strings.ToLower(host), Trunk: trunk}, nil
 	}
 	if !strings.HasPrefix(strings.ToLower(raw), "sip:") {
@@ -132,4 +129,13 @@ func Resolve(raw string, trunk *sip.Trunk, trunks []sip.Trunk) (Target, error) {
 		t.Number = u.User
 	}
 	return t, nil
+}
+
+// trunkDomain is the domain numbers are called at: the trunk's From domain,
+// which Normalize defaults to its host.
+func trunkDomain(t *sip.Trunk) string {
+	if t.FromDomain != "" {
+		return t.FromDomain
+	}
+	return t.Host
 }
