@@ -48,6 +48,7 @@ type InboundCall struct {
 
 	*dialogCore
 	dlg     *sipgo.DialogServerSession
+	tx      sipmsg.ServerTransaction // the INVITE's
 	invite  *sipmsg.Request
 	answerd atomic.Bool
 	final   atomic.Bool
@@ -166,7 +167,22 @@ func (c *InboundCall) Reject(code int, reason string, headers ...sipmsg.Header) 
 	for _, h := range headers {
 		res.AppendHeader(h)
 	}
-	return c.dlg.WriteResponse(res)
+	// Not dlg.WriteResponse: it waits for the ACK (up to Timer H, 32 s),
+	// which would hold a refused call in the registry and delay shutdown.
+	// The transaction layer retransmits the response and absorbs the ACK.
+	select {
+	case <-c.tx.Done():
+		err := c.tx.Err()
+		if err == nil {
+			err = sipmsg.ErrTransactionTerminated
+		}
+		return fmt.Errorf("sip: reject: %w", err)
+	default:
+	}
+	if err := c.tx.Respond(res); err != nil {
+		return fmt.Errorf("sip: reject: %w", err)
+	}
+	return nil
 }
 
 // Answer sends 200 OK with sdp and waits for the ACK. For a late-offer call

@@ -34,6 +34,7 @@ func (s *Server) serveInbound(req *sipmsg.Request, tx sipmsg.ServerTransaction) 
 		Transport:  req.Transport(),
 		Offer:      req.Body(),
 		dlg:        dlg,
+		tx:         tx,
 		invite:     dlg.InviteRequest,
 		ackBody:    make(chan []byte, 1),
 	}

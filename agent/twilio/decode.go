@@ -106,6 +106,14 @@ func (d *Decoder) Decode(data []byte) (BotMessage, error) {
 	if len(data) > maxMessageBytes {
 		return BotMessage{}, fmt.Errorf("%w: %d bytes", ErrMalformed, len(data))
 	}
+	if m, handled, err := d.decodeMediaFast(data); handled {
+		return m, err
+	}
+	return d.decodeJSON(data)
+}
+
+// decodeJSON is Decode through encoding/json, for every kind of message.
+func (d *Decoder) decodeJSON(data []byte) (BotMessage, error) {
 	d.reset()
 	if err := json.Unmarshal(data, &d.w); err != nil {
 		return BotMessage{}, fmt.Errorf("%w: %v", ErrMalformed, err)
@@ -132,13 +140,11 @@ func (d *Decoder) Decode(data []byte) (BotMessage, error) {
 			return BotMessage{}, err
 		}
 	}
-	if len(d.w.StreamSid) > 0 && string(d.w.StreamSid) != "null" {
-		sid, err := d.streamSid()
-		if err != nil {
-			return BotMessage{}, err
-		}
-		m.StreamSid = sid
+	sid, err := d.streamSid(d.w.StreamSid)
+	if err != nil {
+		return BotMessage{}, err
 	}
+	m.StreamSid = sid
 	return m, nil
 }
 
@@ -258,13 +264,17 @@ func simpleString(raw json.RawMessage) ([]byte, bool) {
 	return inner, bytes.IndexByte(inner, '\\') < 0
 }
 
-// streamSid returns the message's streamSid, reusing the last one's string
-// when it repeats (every message of a stream carries the same one).
-func (d *Decoder) streamSid() (string, error) {
-	if inner, ok := simpleString(d.w.StreamSid); ok && string(inner) == d.lastSid {
+// streamSid returns the message's streamSid ("" when absent or null),
+// reusing the last one's string when it repeats (every message of a stream
+// carries the same one).
+func (d *Decoder) streamSid(raw []byte) (string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", nil
+	}
+	if inner, ok := simpleString(raw); ok && string(inner) == d.lastSid {
 		return d.lastSid, nil
 	}
-	sid, err := rawString(d.w.StreamSid, "streamSid", 64)
+	sid, err := rawString(raw, "streamSid", 64)
 	if err == nil {
 		d.lastSid = sid
 	}

@@ -103,6 +103,10 @@ func FuzzDecodeBotMessage(f *testing.F) {
 	f.Add([]byte(`{"event":"media","streamSid":"MZ1","media":{"payload":"/38AgA=="}}`))
 	f.Add([]byte(`{"event":"transfer","transfer":{"mode":"warm","target":"sip:a@b","headers":{"X-A":"1"},"context":"c"}}`))
 	f.Add([]byte(`{"event":"sendDigits","sendDigits":{"digits":"12#"}}`))
+	f.Add([]byte(`{"event": "media", "streamSid": "MZ1", "media": {"track": "outbound", "payload": "/38AgA=="}}`))
+	f.Add([]byte(`{"EVENT":"mark","event":"media","media":{"payload":"/38A"},"Media":{"Payload":"AAAA"}}`))
+	f.Add([]byte(`{"event":"media","media":{"payload":"/38A"},"media":{"chunk":"2"},"streamSid":null}`))
+	f.Add([]byte(`{"event":"media","media":null,"extra":[1,{"a":"}"}],"n":-1.5e3}`))
 	var reused Decoder
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := DecodeBotMessage(data)
@@ -111,6 +115,12 @@ func FuzzDecodeBotMessage(f *testing.F) {
 		m2, err2 := reused.Decode(data)
 		if (err == nil) != (err2 == nil) || !reflect.DeepEqual(m, m2) {
 			t.Fatalf("fresh %+v %v, reused %+v %v", m, err, m2, err2)
+		}
+		// The allocation-free media scan must agree with encoding/json.
+		var slow Decoder
+		m3, err3 := slow.decodeJSON(data)
+		if (err == nil) != (err3 == nil) || !reflect.DeepEqual(m, m3) {
+			t.Fatalf("fast %+v %v, encoding/json %+v %v", m, err, m3, err3)
 		}
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) {
