@@ -1,7 +1,9 @@
 package media
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"net/netip"
 	"sync"
 	"testing"
@@ -297,3 +299,47 @@ type countSink struct{ frames int }
 func (c *countSink) OnAudio([]int16)            { c.frames++ }
 func (c *countSink) OnDTMF(rune, time.Duration) {}
 func (c *countSink) OnMark(string)              {}
+
+// TestLegLateFrameKeepsItsSlot: an agent streaming in real time whose frame
+// lands just after the pacer's tick. The frame must go out at once in the
+// slot it missed, not after a slot of silence: that silence would delay
+// every later frame by a whole ptime for the rest of the call.
+func TestLegLateFrameKeepsItsSlot(t *testing.T) {
+	far := newFarEnd(t)
+	leg, err := OpenLeg(LegConfig{Pool: testPool(t, 33000)}, []uint8{0, 101})
+	if err != nil {
+		t.Fatal(err)
+	}
+	far.leg = netip.AddrPortFrom(loopback, uint16(leg.LocalPort()))
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancel(); leg.Close() })
+	if err := leg.Start(ctx, negotiatedFor(far.addr(), pcmu, 20*time.Millisecond), &sinkLog{}); err != nil {
+		t.Fatal(err)
+	}
+	isSilence := func(p []byte) bool { return bytes.Count(p, []byte{0xff}) == len(p) }
+	frame := Tone(700, FrameDuration, 0.4)
+
+	// Scheduling jitter can make the late write later than the half-ptime
+	// hold; a few attempts tell that apart from a pacer that never holds.
+	var last string
+	for attempt := 0; attempt < 3; attempt++ {
+		// Start from silence, with nothing queued or in flight.
+		eventually(t, time.Second, "the queue to drain", func() bool { return leg.Buffered() == 0 })
+		for !isSilence(far.recv(t, 0).Payload) {
+		}
+		for !far.quiet(2 * time.Millisecond) {
+		}
+		_ = leg.PlayPCM(frame)
+		var a *pionrtp.Packet
+		for a = far.recv(t, 0); isSilence(a.Payload); a = far.recv(t, 0) {
+		}
+		time.Sleep(FrameDuration + 5*time.Millisecond) // the next tick has passed
+		_ = leg.PlayPCM(frame)
+		b := far.recv(t, 0)
+		if !isSilence(b.Payload) && b.Timestamp == a.Timestamp+FrameSamples {
+			return
+		}
+		last = fmt.Sprintf("after speech at ts %d came ts %d, silent %v", a.Timestamp, b.Timestamp, isSilence(b.Payload))
+	}
+	t.Fatalf("a frame 5 ms late lost its slot: %s", last)
+}

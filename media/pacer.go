@@ -10,6 +10,13 @@ import (
 // pacer sends one packet every ptime on a monotonic clock. After a stall it
 // skips the missed slots (advancing the RTP timestamp) instead of bursting,
 // and it sends comfort silence when the agent has nothing to say.
+//
+// An agent that streams in real time delivers each frame at about the same
+// moment in every slot; scheduling jitter then puts some frames just after
+// the tick. Filling that slot with silence would push every later frame
+// back by a whole ptime, for the rest of the call. So when speech runs dry
+// the pacer holds the slot open for up to half a ptime and sends the late
+// frame the moment it arrives, keeping the slot's timestamp.
 type pacer struct {
 	leg     *Leg
 	enc     Encoding
@@ -52,11 +59,18 @@ func (p *pacer) run(ctx context.Context) {
 	next := time.Now()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	holding := false // the slot at next waits for a late frame
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
+			holding = false
+		case <-p.leg.playout.Written():
+			if !holding || !p.leg.playout.HasFrame() {
+				continue
+			}
+			holding = false
 		}
 		if p.leg.bridged.Load() {
 			// Bridged: the other leg's packets go out as they arrive and
@@ -70,11 +84,22 @@ func (p *pacer) run(ctx context.Context) {
 			missed := int(behind / p.ptime)
 			p.leg.session.SkipSamples(uint32(missed * p.samples))
 			next = next.Add(time.Duration(missed) * p.ptime)
+		} else if behind < p.ptime/2 && p.speechRanDry() {
+			holding = true
+			timer.Reset(time.Until(next.Add(p.ptime / 2)))
+			continue
 		}
 		p.tick()
 		next = next.Add(p.ptime)
 		timer.Reset(time.Until(next))
 	}
+}
+
+// speechRanDry reports whether the agent was speaking in the last slot and
+// has no frame for this one: the moment to wait a little for a late frame.
+func (p *pacer) speechRanDry() bool {
+	return !p.first && !p.wasSilent && p.gap == 0 && p.digit == nil && len(p.inband) == 0 &&
+		len(p.leg.digits) == 0 && p.carryAt == p.carryN && !p.leg.playout.HasFrame()
 }
 
 func (p *pacer) tick() {

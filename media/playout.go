@@ -36,6 +36,8 @@ type Playout struct {
 
 	onMark func(string)
 	cap    int // samples
+	// wake gets a token after each write, for a pacer waiting on late audio.
+	wake chan struct{}
 
 	mu      sync.Mutex
 	ring    []int16 // grow-only, up to cap
@@ -62,7 +64,24 @@ func NewPlayout(maxDuration time.Duration, onMark func(name string)) *Playout {
 	}
 	c := int(maxDuration * SampleRate / time.Second)
 	c = max(c, FrameSamples)
-	return &Playout{onMark: onMark, cap: c}
+	return &Playout{onMark: onMark, cap: c, wake: make(chan struct{}, 1)}
+}
+
+// Written signals (coalesced) that audio was queued.
+func (p *Playout) Written() <-chan struct{} { return p.wake }
+
+func (p *Playout) signal() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// HasFrame reports whether NextFrame(dst, false) would hand out a frame.
+func (p *Playout) HasFrame() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.count >= FrameSamples || (p.count > 0 && p.flushAt > p.read)
 }
 
 // WritePCM queues 8 kHz linear PCM. Samples that would take the queue past its cap are
@@ -72,6 +91,7 @@ func (p *Playout) WritePCM(samples []int16) (dropped int, err error) {
 	room := p.reserve(len(samples))
 	p.put(samples[:room])
 	p.mu.Unlock()
+	p.signal()
 	return p.dropped(len(samples) - room)
 }
 
@@ -93,6 +113,7 @@ func (p *Playout) WriteUlaw(payload []byte) (dropped int, err error) {
 		src = src[n:]
 	}
 	p.mu.Unlock()
+	p.signal()
 	return p.dropped(len(payload) - room)
 }
 
@@ -155,6 +176,7 @@ func (p *Playout) Flush() {
 	p.mu.Lock()
 	p.flushAt = p.written
 	p.mu.Unlock()
+	p.signal()
 }
 
 // Clear drops all queued audio, including a partial frame, and fires every pending mark at
