@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -43,6 +44,7 @@ type adminServer struct {
 	log           *slog.Logger
 	token         string // bearer token; empty: no auth (loopback default)
 	publicMetrics bool
+	pprof         bool // serve /debug/pprof/
 	ready         func() bool
 	metrics       http.Handler
 	calls         callControl
@@ -75,6 +77,13 @@ func (a *adminServer) routes() http.Handler {
 	}
 	if a.twilio != nil {
 		mux.Handle("/2010-04-01/", a.twilio)
+	}
+	if a.pprof {
+		mux.Handle("GET /debug/pprof/", a.authed(http.HandlerFunc(pprof.Index)))
+		mux.Handle("GET /debug/pprof/cmdline", a.authed(http.HandlerFunc(pprof.Cmdline)))
+		mux.Handle("GET /debug/pprof/profile", a.authed(http.HandlerFunc(pprof.Profile)))
+		mux.Handle("GET /debug/pprof/symbol", a.authed(http.HandlerFunc(pprof.Symbol)))
+		mux.Handle("GET /debug/pprof/trace", a.authed(http.HandlerFunc(pprof.Trace)))
 	}
 	return mux
 }

@@ -78,6 +78,7 @@ func (g *gateway) adminHandler() (http.Handler, error) {
 		log:           g.log,
 		token:         token,
 		publicMetrics: g.cfg.Admin.PublicMetrics,
+		pprof:         g.cfg.Admin.Pprof,
 		ready:         func() bool { return g.ready.Load() && g.fleet.ready() },
 		metrics:       g.metrics.handler(),
 		calls:         &fleetCalls{exec: g.exec, fleet: g.fleet},

@@ -110,3 +110,36 @@ func TestAdminRoutes(t *testing.T) {
 		t.Errorf("/metrics with public_metrics off = %d, want 401", res.StatusCode)
 	}
 }
+
+func TestAdminPprofIsOptInAndAuthed(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		pprof       bool
+		token, want string
+		code        int
+	}{
+		{"off", false, "s3cret", "", 404},
+		{"on, no token", true, "", "bearer token", 401},
+		{"on", true, "s3cret", "goroutine", 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := &adminServer{log: slog.New(slog.DiscardHandler), token: "s3cret", pprof: tc.pprof,
+				ready: func() bool { return true }, calls: &callsStub{}, metrics: newMetrics().handler()}
+			srv := httptest.NewServer(a.routes())
+			defer srv.Close()
+			req, _ := http.NewRequest("GET", srv.URL+"/debug/pprof/", nil)
+			if tc.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tc.token)
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != tc.code || !strings.Contains(string(b), tc.want) {
+				t.Fatalf("/debug/pprof/: %d %.80s; want %d containing %q", res.StatusCode, b, tc.code, tc.want)
+			}
+		})
+	}
+}

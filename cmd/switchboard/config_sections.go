@@ -60,6 +60,8 @@ type AdminConfig struct {
 	Token         Secret `yaml:"token"`
 	TokenFile     string `yaml:"token_file"`
 	PublicMetrics bool   `yaml:"public_metrics"`
+	// Pprof serves Go's profiler under /debug/pprof/ (behind the token).
+	Pprof  bool `yaml:"pprof"`
 	Twilio        struct {
 		AccountSid string `yaml:"account_sid"`
 		Username   string `yaml:"username"`
