@@ -53,8 +53,9 @@ type Leg struct {
 	relay   atomic.Pointer[relay]
 	bridged atomic.Bool
 
-	framesIn  atomic.Uint64 // frames handed to the sink
-	framesOut atomic.Uint64 // frames of agent audio sent
+	framesIn   atomic.Uint64 // frames handed to the sink
+	framesOut  atomic.Uint64 // frames of agent audio sent
+	framesShed atomic.Uint64 // frames of agent audio dropped as stale after a stall
 
 	started  atomic.Bool
 	stopOnce sync.Once
@@ -232,11 +233,14 @@ type LegStats struct {
 	RTP       rtp.Stats
 	FramesIn  uint64
 	FramesOut uint64
+	// FramesShed counts agent frames dropped because a pacer stall made
+	// them stale (see pacer.shedStale).
+	FramesShed uint64
 }
 
 // Stats returns the leg's counters.
 func (l *Leg) Stats() LegStats {
-	return LegStats{RTP: l.session.Stats(), FramesIn: l.framesIn.Load(), FramesOut: l.framesOut.Load()}
+	return LegStats{RTP: l.session.Stats(), FramesIn: l.framesIn.Load(), FramesOut: l.framesOut.Load(), FramesShed: l.framesShed.Load()}
 }
 
 // receiver turns packets into 20 ms frames and digits on the reader goroutine.

@@ -300,11 +300,9 @@ func (c *countSink) OnAudio([]int16)            { c.frames++ }
 func (c *countSink) OnDTMF(rune, time.Duration) {}
 func (c *countSink) OnMark(string)              {}
 
-// TestLegLateFrameKeepsItsSlot: an agent streaming in real time whose frame
-// lands just after the pacer's tick. The frame must go out at once in the
-// slot it missed, not after a slot of silence: that silence would delay
-// every later frame by a whole ptime for the rest of the call.
-func TestLegLateFrameKeepsItsSlot(t *testing.T) {
+// pacedLeg starts a leg sending PCMU every 20 ms to a raw far end.
+func pacedLeg(t *testing.T) (*Leg, *farEnd) {
+	t.Helper()
 	far := newFarEnd(t)
 	leg, err := OpenLeg(LegConfig{Pool: testPool(t, 33000)}, []uint8{0, 101})
 	if err != nil {
@@ -316,19 +314,59 @@ func TestLegLateFrameKeepsItsSlot(t *testing.T) {
 	if err := leg.Start(ctx, negotiatedFor(far.addr(), pcmu, 20*time.Millisecond), &sinkLog{}); err != nil {
 		t.Fatal(err)
 	}
-	isSilence := func(p []byte) bool { return bytes.Count(p, []byte{0xff}) == len(p) }
+	return leg, far
+}
+
+func isSilence(p []byte) bool { return bytes.Count(p, []byte{0xff}) == len(p) }
+
+// silentPacket waits until nothing is queued, drops what already arrived,
+// and returns the next comfort-silence packet.
+func silentPacket(t *testing.T, leg *Leg, far *farEnd) *pionrtp.Packet {
+	t.Helper()
+	eventually(t, time.Second, "the queue to drain", func() bool { return leg.Buffered() == 0 })
+	for !isSilence(far.recv(t, 0).Payload) {
+	}
+	for !far.quiet(2 * time.Millisecond) {
+	}
+	for {
+		if p := far.recv(t, 0); isSilence(p.Payload) {
+			return p
+		}
+	}
+}
+
+// TestLegSpeechStartsAtOnce: the agent's first frame after silence goes out
+// when it arrives, not at the next tick, with the marker and a timestamp
+// that follows the wall clock (less than a frame after the silence).
+func TestLegSpeechStartsAtOnce(t *testing.T) {
+	leg, far := pacedLeg(t)
+	var last string
+	for attempt := 0; attempt < 3; attempt++ {
+		s := silentPacket(t, leg, far)
+		time.Sleep(5 * time.Millisecond) // mid-slot
+		_ = leg.PlayPCM(Tone(700, FrameDuration, 0.4))
+		b := far.recv(t, 0)
+		if d := b.Timestamp - s.Timestamp; !isSilence(b.Payload) && b.Marker && d > 0 && d < FrameSamples {
+			return
+		}
+		last = fmt.Sprintf("silence at ts %d, then ts %d (marker %v, silent %v)", s.Timestamp, b.Timestamp, b.Marker, isSilence(b.Payload))
+	}
+	t.Fatalf("speech waited for the tick: %s", last)
+}
+
+// TestLegLateFrameKeepsItsSlot: an agent streaming in real time whose frame
+// lands just after the pacer's tick. The frame must go out at once in the
+// slot it missed, not after a slot of silence: that silence would delay
+// every later frame by a whole ptime for the rest of the call.
+func TestLegLateFrameKeepsItsSlot(t *testing.T) {
+	leg, far := pacedLeg(t)
 	frame := Tone(700, FrameDuration, 0.4)
 
 	// Scheduling jitter can make the late write later than the half-ptime
 	// hold; a few attempts tell that apart from a pacer that never holds.
 	var last string
 	for attempt := 0; attempt < 3; attempt++ {
-		// Start from silence, with nothing queued or in flight.
-		eventually(t, time.Second, "the queue to drain", func() bool { return leg.Buffered() == 0 })
-		for !isSilence(far.recv(t, 0).Payload) {
-		}
-		for !far.quiet(2 * time.Millisecond) {
-		}
+		silentPacket(t, leg, far)
 		_ = leg.PlayPCM(frame)
 		var a *pionrtp.Packet
 		for a = far.recv(t, 0); isSilence(a.Payload); a = far.recv(t, 0) {
@@ -342,4 +380,45 @@ func TestLegLateFrameKeepsItsSlot(t *testing.T) {
 		last = fmt.Sprintf("after speech at ts %d came ts %d, silent %v", a.Timestamp, b.Timestamp, isSilence(b.Payload))
 	}
 	t.Fatalf("a frame 5 ms late lost its slot: %s", last)
+}
+
+// TestPacerShedsStaleAudioAfterAStall: after missing slots, a real-time
+// stream's audio for them is dropped (its marks still fire); a TTS burst
+// queued ahead of time is kept whole.
+func TestPacerShedsStaleAudioAfterAStall(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		queued, missed int // frames
+		wantShed       int
+	}{
+		{"real-time stream", 3, 2, 2},
+		{"stall longer than the queue", 1, 5, 1},
+		{"burst queued ahead", 50, 2, 0},
+		{"no slot missed", 3, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var marks sinkLog
+			leg, err := OpenLeg(LegConfig{Pool: testPool(t, 33200)}, []uint8{0})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer leg.Close()
+			leg.playout = NewPlayout(0, marks.OnMark)
+			for i := range tc.queued {
+				_ = leg.PlayPCM(Tone(500, FrameDuration, 0.3))
+				leg.Mark(fmt.Sprint(i))
+			}
+			p := newPacer(leg, PCMU, negotiatedFor(netip.AddrPort{}, pcmu, 20*time.Millisecond))
+			p.shedStale(tc.missed)
+			if got := leg.Stats().FramesShed; got != uint64(tc.wantShed) {
+				t.Fatalf("shed %d frames, want %d", got, tc.wantShed)
+			}
+			if left := leg.Buffered(); left != time.Duration(tc.queued-tc.wantShed)*FrameDuration {
+				t.Errorf("%v left queued", left)
+			}
+			if _, _, m := marks.snapshot(); len(m) != tc.wantShed {
+				t.Errorf("marks fired %v, want the %d of the shed frames", m, tc.wantShed)
+			}
+		})
+	}
 }

@@ -16,7 +16,8 @@ import (
 // the tick. Filling that slot with silence would push every later frame
 // back by a whole ptime, for the rest of the call. So when speech runs dry
 // the pacer holds the slot open for up to half a ptime and sends the late
-// frame the moment it arrives, keeping the slot's timestamp.
+// frame the moment it arrives, keeping the slot's timestamp. Likewise the
+// first frame after silence goes out as it arrives, not at the next tick.
 type pacer struct {
 	leg     *Leg
 	enc     Encoding
@@ -67,10 +68,14 @@ func (p *pacer) run(ctx context.Context) {
 		case <-timer.C:
 			holding = false
 		case <-p.leg.playout.Written():
-			if !holding || !p.leg.playout.HasFrame() {
+			switch {
+			case holding && p.leg.playout.HasFrame():
+				holding = false
+			case !holding && p.canStartEarly():
+				next = p.startNow(next)
+			default:
 				continue
 			}
-			holding = false
 		}
 		if p.leg.bridged.Load() {
 			// Bridged: the other leg's packets go out as they arrive and
@@ -84,6 +89,7 @@ func (p *pacer) run(ctx context.Context) {
 			missed := int(behind / p.ptime)
 			p.leg.session.SkipSamples(uint32(missed * p.samples))
 			next = next.Add(time.Duration(missed) * p.ptime)
+			p.shedStale(missed)
 		} else if behind < p.ptime/2 && p.speechRanDry() {
 			holding = true
 			timer.Reset(time.Until(next.Add(p.ptime / 2)))
@@ -93,6 +99,48 @@ func (p *pacer) run(ctx context.Context) {
 		next = next.Add(p.ptime)
 		timer.Reset(time.Until(next))
 	}
+}
+
+// shedStale drops the audio of slots a stall made the pacer miss, when the
+// agent streams in real time (little more than those slots is queued):
+// played late, it would delay everything the agent says after it for the
+// rest of the call. A deeper queue is speech sent ahead of time (a TTS
+// burst), which is kept whole.
+func (p *pacer) shedStale(missed int) {
+	frames := missed * p.samples / FrameSamples
+	if frames == 0 || p.leg.playout.Buffered() > time.Duration(frames+2)*FrameDuration {
+		return
+	}
+	p.carryAt = p.carryN
+	for range frames {
+		if !p.leg.playout.NextFrame(p.carry[:], false) {
+			break
+		}
+		p.leg.framesShed.Add(1)
+	}
+}
+
+// canStartEarly reports whether the agent's first frame after silence may
+// go out now instead of at the next tick.
+func (p *pacer) canStartEarly() bool {
+	return !p.first && p.wasSilent && p.gap == 0 && p.digit == nil && len(p.inband) == 0 &&
+		len(p.leg.digits) == 0 && !p.leg.bridged.Load() && p.leg.sending() && p.leg.playout.HasFrame()
+}
+
+// startNow moves the slot due at next to now, and the RTP timestamp back by
+// the same time, so the talkspurt starts at once and its timestamps still
+// follow the wall clock. Only a talkspurt's first packet may move so: it
+// carries the marker, at which receivers re-anchor their playout.
+func (p *pacer) startNow(next time.Time) time.Time {
+	now := time.Now()
+	early := next.Sub(now)
+	if early < time.Millisecond {
+		return next
+	}
+	early = min(early, p.ptime)
+	// Subtracting from the unsigned timestamp: unary minus wraps.
+	p.leg.session.SkipSamples(-uint32(early * SampleRate / time.Second))
+	return now
 }
 
 // speechRanDry reports whether the agent was speaking in the last slot and

@@ -155,7 +155,13 @@ type benchPacer struct {
 
 func (p *benchPacer) add(m *benchMedia) {
 	now := time.Now()
-	m.due = now
+	// Due on the bucket's millisecond, not within it: a due time later in
+	// that millisecond than the pacer's wake-up would wait a whole round
+	// and then go out as a burst of two.
+	// The bucket's pass for this millisecond may be over already, so the
+	// first frame is due a round later: due now, it would go out with the
+	// second as a burst.
+	m.due = now.Truncate(time.Millisecond).Add(benchFrameTime)
 	p.mu.Lock()
 	b := &p.buckets[now.UnixMilli()%20]
 	*b = append(*b, m)
@@ -200,9 +206,10 @@ func (p *benchPacer) tick(b *[]*benchMedia, now time.Time) {
 			m.sendFrame()
 			m.due = m.due.Add(benchFrameTime)
 		}
-		if now.Sub(m.due) > 3*benchFrameTime {
+		if behind := now.Sub(m.due); behind > 3*benchFrameTime {
 			p.stats.pacerStalls.Add(1)
-			m.due = now.Add(benchFrameTime)
+			// Skip whole frames, so the call keeps its bucket's phase.
+			m.due = m.due.Add((behind/benchFrameTime + 1) * benchFrameTime)
 		}
 		if m.sent.Load() >= m.frames {
 			close(m.done)
