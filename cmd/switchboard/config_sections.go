@@ -62,7 +62,7 @@ type AdminConfig struct {
 	PublicMetrics bool   `yaml:"public_metrics"`
 	// Pprof serves Go's profiler under /debug/pprof/ (behind the token).
 	Pprof  bool `yaml:"pprof"`
-	Twilio        struct {
+	Twilio struct {
 		AccountSid string `yaml:"account_sid"`
 		Username   string `yaml:"username"`
 		Password   Secret `yaml:"password"`
