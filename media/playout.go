@@ -17,8 +17,9 @@ var ErrPlayoutFull = errors.New("playout queue full")
 // DefaultMaxPlayout is the playout cap NewPlayout uses when given none.
 const DefaultMaxPlayout = 5 * time.Minute
 
-// playoutInitial is the ring's first allocation (2 s); it doubles as needed up to the cap.
-const playoutInitial = 2 * SampleRate
+// playoutInitial is the ring's first allocation (200 ms, what a bot streaming in real time
+// keeps queued); it doubles as needed up to the cap, a few times for a TTS burst.
+const playoutInitial = SampleRate / 5
 
 type playoutMark struct {
 	at   uint64 // total samples written when the mark was set

@@ -26,7 +26,10 @@ type session struct {
 
 	// Caller audio and control messages for the writer. free holds the
 	// recycled audio frames; a frame is in free, in queue, or being written.
+	// Frames are made on demand, up to queueFrames: a bot that keeps up
+	// needs two or three, and a call should not carry 50 from the start.
 	free  chan *mediaFrame
+	made  atomic.Int32 // frames made so far
 	queue chan outItem
 	quit  chan struct{} // closed by Wait: the writer sends stop if asked and ends
 	stop  bool          // set before quit is closed
@@ -84,9 +87,6 @@ func newSession(a *Agent, call agent.Call, conn *websocket.Conn, log *slog.Logge
 	}
 	s.log = log.With("stream_sid", s.streamSid)
 	s.ioCtx, s.ioCancel = context.WithCancel(context.Background())
-	for range queueFrames {
-		s.free <- &mediaFrame{ulaw: make([]byte, 0, 2*160)}
-	}
 	return s
 }
 
@@ -117,8 +117,12 @@ func (s *session) OnAudio(frame []int16) {
 	select {
 	case f = <-s.free:
 	default:
-		s.drop()
-		return
+		if s.made.Add(1) > queueFrames {
+			s.made.Add(-1)
+			s.drop()
+			return
+		}
+		f = &mediaFrame{ulaw: make([]byte, 0, 2*160)}
 	}
 	f.ulaw = encodeUlaw(f.ulaw, frame)
 	f.ts = time.Since(s.started).Milliseconds()
