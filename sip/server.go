@@ -301,7 +301,16 @@ func (s *Server) routes() {
 // screen runs the access guard before a handler. Requests outside a dialog
 // need an allowed source; the refusal is the same whatever was asked, so a
 // scanner cannot tell a valid extension from an invalid one.
-func (s *Server) screen(next sipgo.RequestHandler) sipgo.RequestHandler {
+func (s *Server) screen(handler sipgo.RequestHandler) sipgo.RequestHandler {
+	next := func(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
+		if r, ok := checkRequest(req); !ok {
+			if !req.IsAck() {
+				s.respond(tx, req, r.code, r.reason, r.headers...)
+			}
+			return
+		}
+		handler(req, tx)
+	}
 	return func(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 		outOfDialog := true
 		if to := req.To(); to != nil && to.Params.Has("tag") {
@@ -352,6 +361,7 @@ func (s *Server) respond(tx sipmsg.ServerTransaction, req *sipmsg.Request, code 
 
 // decorate adds the headers every response carries.
 func (s *Server) decorate(res *sipmsg.Response) {
+	res.SipVersion = "SIP/2.0" // sipgo copies the request's, even SIP/7.0
 	if s.cfg.UserAgent != "" && res.GetHeader("Server") == nil {
 		res.AppendHeader(sipmsg.NewHeader("Server", s.cfg.UserAgent))
 	}
