@@ -321,11 +321,15 @@ func (s *session) wait(ctx context.Context) error {
 	s.ioCancel()
 	<-s.readerDone
 	// The dialplan logs a failure with its cause; this line is the
-	// session's own account.
-	attrs := []any{"dropped_frames", s.dropped.Load(), "audio_not_queued", s.playErrors.Load()}
-	if o.err != nil {
+	// session's own account, at info level when something was lost or went wrong.
+	dropped, notQueued := s.dropped.Load(), s.playErrors.Load()
+	attrs := []any{"dropped_frames", dropped, "audio_not_queued", notQueued}
+	switch {
+	case o.err != nil:
 		s.log.Info("bot session ended", append(attrs, "error", o.err)...)
-	} else {
+	case dropped > 0 || notQueued > 0:
+		s.log.Info("bot session ended", attrs...)
+	default:
 		s.log.Debug("bot session ended", attrs...)
 	}
 	return o.err
