@@ -277,8 +277,10 @@ func TestPlayoutFullWarnsOnce(t *testing.T) {
 		c.bot.send(`{"event":"media","media":{"payload":"` + b64(bytes.Repeat([]byte{0x55}, 160)) + `"}}`)
 	}
 	c.bot.send(`{"event":"mark","mark":{"name":"last"}}`)
-	c.call.expect(t, "mark:last") // every media message before it was handled
-	go func() { _ = c.bot.conn.Close(websocket.StatusNormalClosure, "done") }() // a normal end: no error to log
+	// Once the mark is back, every media message before it was handled.
+	c.call.expect(t, "mark:last")
+	// A normal end: the session has no error to log.
+	go func() { _ = c.bot.conn.Close(websocket.StatusNormalClosure, "done") }()
 	if err := within(t, res, 3*time.Second); err != nil {
 		t.Fatalf("Wait = %v", err)
 	}
