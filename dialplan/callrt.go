@@ -198,6 +198,7 @@ func (rt *callRuntime) Agent(ctx context.Context, name string, params map[string
 	}
 	rt.e.observe(func(o Observer) { o.AgentStarted(name, time.Since(started), err) })
 	if err != nil {
+		rt.agentFailed(ctx, name, err)
 		return fmt.Errorf("agent %s: %w", name, err)
 	}
 	rt.sw.set(session)
@@ -222,8 +223,21 @@ func (rt *callRuntime) Agent(ctx context.Context, name string, params map[string
 	}
 	if err != nil && !errors.Is(err, agent.ErrHangup) {
 		rt.e.observe(func(o Observer) { o.AgentFailed(name, err) })
+		rt.agentFailed(ctx, name, err)
 	}
 	return err
+}
+
+// agentFailed logs an agent's failure, once, with its cause, and keeps the
+// cause for the CDR. A failure because the call itself ended (the caller
+// hung up while the bot was dialled) is not the agent's.
+func (rt *callRuntime) agentFailed(ctx context.Context, name string, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	cause, detail := agent.FailureOf(err)
+	rt.rec.agentError, rt.rec.agentErrorDetail = string(cause), detail
+	rt.rec.log.Warn("agent failed", "agent", name, "cause", string(cause), "detail", detail)
 }
 
 func (rt *callRuntime) Hangup(ctx context.Context, cause string) error {

@@ -24,11 +24,17 @@ type CDR struct {
 	Status   int    `json:"sip_status,omitempty"` // final response when refused
 	Rule     string `json:"rule,omitempty"`
 	// Actions is what the dialplan ran, in order.
-	Actions   []string      `json:"actions,omitempty"`
-	Agent     string        `json:"agent,omitempty"`
-	Digits    string        `json:"digits,omitempty"` // every DTMF digit the caller pressed
-	Transfers []TransferCDR `json:"transfers,omitempty"`
-	Media     *MediaCDR     `json:"media,omitempty"`
+	Actions []string `json:"actions,omitempty"`
+	Agent   string   `json:"agent,omitempty"`
+	// AgentError is why the agent failed, when it did (agent.FailureCause:
+	// unreachable, handshake_refused, connect_timeout, dropped, silent,
+	// protocol_violation, error), even when on_failure then carried the call
+	// on; AgentErrorDetail explains it in words, without secrets.
+	AgentError       string        `json:"agent_error,omitempty"`
+	AgentErrorDetail string        `json:"agent_error_detail,omitempty"`
+	Digits           string        `json:"digits,omitempty"` // every DTMF digit the caller pressed
+	Transfers        []TransferCDR `json:"transfers,omitempty"`
+	Media            *MediaCDR     `json:"media,omitempty"`
 }
 
 // TransferCDR is one transfer attempt.

@@ -20,10 +20,14 @@ type record struct {
 	status   int
 	rule     string
 	agent    string
-	outcome  Outcome
-	leg      *media.Leg
-	neg      media.Negotiated
-	digits   digitLog
+	// agentError and agentErrorDetail are the last agent failure's cause
+	// (agent.FailureCause) and explanation.
+	agentError       string
+	agentErrorDetail string
+	outcome          Outcome
+	leg              *media.Leg
+	neg              media.Negotiated
+	digits           digitLog
 	// transfers is written by transfer goroutines too.
 	transfers transferLog
 }
@@ -35,6 +39,7 @@ func (r *record) cdr(ended time.Time) CDR {
 		Source: r.call.Source.String(), Invite: r.start, Answer: r.answered, End: ended,
 		Reason: r.reason, HungUpBy: hungUpBy(r.reason), Status: r.status,
 		Rule: r.rule, Actions: r.outcome.Actions, Agent: r.agent, Digits: r.digits.String(),
+		AgentError: r.agentError, AgentErrorDetail: r.agentErrorDetail,
 		Transfers: r.transfers.snapshot(),
 	}
 	if !r.answered.IsZero() {
@@ -74,6 +79,9 @@ func (r *record) logEnd(c CDR, activeAfter int) {
 	}
 	if c.Agent != "" {
 		attrs = append(attrs, "agent", c.Agent)
+	}
+	if c.AgentError != "" {
+		attrs = append(attrs, "agent_error", c.AgentError, "agent_error_detail", c.AgentErrorDetail)
 	}
 	if c.Digits != "" {
 		attrs = append(attrs, "digits", c.Digits)

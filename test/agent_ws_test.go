@@ -10,11 +10,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -29,16 +31,26 @@ import (
 // "bot" at url as the default agent. extra is appended as top-level YAML.
 func wsGatewayConfig(t *testing.T, url, extra string) string {
 	t.Helper()
+	return wsGatewayConfigWith(t, url, "", extra)
+}
+
+// wsGatewayConfigWith is wsGatewayConfig with more of the bot agent's keys
+// (indented lines such as "    silence_timeout: 1s\n"); connect_timeout
+// is 3s unless botYAML sets it.
+func wsGatewayConfigWith(t *testing.T, url, botYAML, extra string) string {
+	t.Helper()
 	sipPort := harness.FreePortPair(t)
 	rtpMin, rtpMax := harness.FreeUDPPortRange(t, 20)
+	if !strings.Contains(botYAML, "connect_timeout:") {
+		botYAML += "    connect_timeout: 3s\n"
+	}
 	agents := fmt.Sprintf(`agents:
   bot:
     type: websocket
     protocol: twilio
     url: %q
-    connect_timeout: 3s
-default_agent: bot
-`, url)
+%sdefault_agent: bot
+`, url, botYAML)
 	return harness.ConfigTemplate(sipPort, rtpMin, rtpMax, agents+extra)
 }
 
@@ -113,6 +125,13 @@ type echoBotProc struct {
 // its PID and fails the test if it panicked or raced.
 func startEchoBot(t *testing.T) *echoBotProc {
 	t.Helper()
+	return startBuiltinBot(t, "echo")
+}
+
+// startBuiltinBot is startEchoBot for `agent serve --mode mode`, with more
+// flags if given.
+func startBuiltinBot(t *testing.T, mode string, flags ...string) *echoBotProc {
+	t.Helper()
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -121,8 +140,8 @@ func startEchoBot(t *testing.T) *echoBotProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(harness.BuildBinary(t), "agent", "serve",
-		"--listen", "127.0.0.1:0", "--path", "/media", "--log-level", "debug", "--log-format", "json")
+	cmd := exec.Command(harness.BuildBinary(t), append([]string{"agent", "serve", "--mode", mode,
+		"--listen", "127.0.0.1:0", "--path", "/media", "--log-level", "debug", "--log-format", "json"}, flags...)...)
 	cmd.Stdout, cmd.Stderr = outW, errW
 	cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1 exitcode=66", "GOTRACEBACK=all")
 	bot := &echoBotProc{Logs: harness.NewLogTail()}
@@ -149,22 +168,23 @@ func startEchoBot(t *testing.T) *echoBotProc {
 		case <-time.After(5 * time.Second):
 			_ = cmd.Process.Kill()
 			<-exited
-			t.Errorf("echo bot pid %d ignored SIGTERM", cmd.Process.Pid)
+			t.Errorf("%s bot pid %d ignored SIGTERM", mode, cmd.Process.Pid)
 		}
 		bot.Logs.WaitClosed(5 * time.Second)
 		_ = outR.Close()
 		_ = errR.Close()
 		if out := bot.Logs.Text(); strings.Contains(out, "DATA RACE") || strings.Contains(out, "panic:") {
-			t.Errorf("echo bot pid %d crashed or raced:\n%s", cmd.Process.Pid, out)
+			t.Errorf("%s bot pid %d crashed or raced:\n%s", mode, cmd.Process.Pid, out)
 		} else if t.Failed() {
-			t.Logf("echo bot output:\n%s", out)
+			t.Logf("%s bot output:\n%s", mode, out)
 		}
 	})
 
+	banner := mode + " bot listening on "
 	listening := bot.Logs.WaitFor(t, 15*time.Second, func(e harness.Entry) bool {
-		return strings.HasPrefix(e.Str("raw"), "echo bot listening on ")
+		return strings.HasPrefix(e.Str("raw"), banner)
 	})
-	bot.URL = strings.TrimSpace(strings.TrimPrefix(listening.Str("raw"), "echo bot listening on "))
+	bot.URL = strings.TrimSpace(strings.TrimPrefix(listening.Str("raw"), banner))
 	addr := strings.TrimSuffix(strings.TrimPrefix(bot.URL, "ws://"), "/media")
 	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(10 * time.Second)
@@ -178,7 +198,7 @@ func startEchoBot(t *testing.T) *echoBotProc {
 			err = fmt.Errorf("status %s", resp.Status)
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("echo bot /health at %s: %v\n%s", addr, err, bot.Logs.Text())
+			t.Fatalf("%s bot /health at %s: %v\n%s", mode, addr, err, bot.Logs.Text())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -188,7 +208,9 @@ func startEchoBot(t *testing.T) *echoBotProc {
 // TestWebSocketAgentEchoRoundTrip: a call to a websocket agent served by
 // `switchboard agent serve` hears its own tone back through the bot, with no
 // packet lost, and the bot hears the caller's DTMF (it answers with a mark
-// named dtmf-<digit>, which the gateway echoes once played).
+// named dtmf-<digit>, which the gateway echoes once played). The bot's
+// marks (one per half second of echo) come back in the order it sent them,
+// and its clear (on *) answers the pending ones in order too.
 func TestWebSocketAgentEchoRoundTrip(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test: skipped with -short")
@@ -198,7 +220,7 @@ func TestWebSocketAgentEchoRoundTrip(t *testing.T) {
 	gw := harness.StartGateway(t, wsGatewayConfig(t, bot.URL, ""))
 
 	recording := filepath.Join(t.TempDir(), "heard.wav")
-	call := runCall(t, gw, "--tone", "1000", "--duration", "3s", "--record", recording, "--dtmf", "5@1s")
+	call := runCall(t, gw, "--tone", "1000", "--duration", "3s", "--record", recording, "--dtmf", "5@1s,*@2s")
 	if call.str("answered", "codec") != "PCMU" {
 		t.Errorf("answered with %q, want PCMU:\n%s", call.str("answered", "codec"), call.out)
 	}
@@ -236,7 +258,7 @@ func TestWebSocketAgentEchoRoundTrip(t *testing.T) {
 	t.Logf("call ended: %s", end.Line())
 	wantStr(t, end, "reason", "remote_bye")
 	wantStr(t, end, "agent", "bot")
-	wantStr(t, end, "digits", "5")
+	wantStr(t, end, "digits", "5*")
 	if end.Int("rtp_packets_lost") != 0 || end.Int("agent_frames_in") < 100 || end.Int("agent_frames_out") < 75 {
 		t.Errorf("gateway's call record: lost %d, agent frames in %d / out %d; want 0, >= 100, >= 75",
 			end.Int("rtp_packets_lost"), end.Int("agent_frames_in"), end.Int("agent_frames_out"))
@@ -246,6 +268,34 @@ func TestWebSocketAgentEchoRoundTrip(t *testing.T) {
 	bot.Logs.WaitFor(t, 5*time.Second, func(e harness.Entry) bool {
 		return e.Msg() == "echo bot: mark played" && e.Str("name") == "dtmf-5"
 	})
+	bot.Logs.WaitFor(t, 5*time.Second, func(e harness.Entry) bool {
+		return e.Msg() == "echo bot: mark played" && e.Str("name") == "dtmf-*"
+	})
+	bot.Logs.WaitFor(t, 5*time.Second, func(e harness.Entry) bool {
+		return e.Msg() == "echo bot: clear sent" && e.Str("digit") == "*"
+	})
+	// Marks came back in the order the bot sent them: echo-1, echo-2, ...
+	// with the digits' marks among them, none missing in between.
+	var played []string
+	for _, e := range bot.Logs.Filter(harness.MsgIs("echo bot: mark played")) {
+		played = append(played, e.Str("name"))
+	}
+	t.Logf("marks played, in order: %v", played)
+	next := 1
+	for _, name := range played {
+		if strings.HasPrefix(name, "echo-") {
+			if name != fmt.Sprintf("echo-%d", next) {
+				t.Errorf("mark %s came back where echo-%d was due: %v", name, next, played)
+			}
+			next++
+		}
+	}
+	if next <= 4 {
+		t.Errorf("%d echo marks came back, want one per half second of a 3 s call: %v", next-1, played)
+	}
+	if e, ok := bot.Logs.Find(harness.MsgIs("echo bot: mark out of order")); ok {
+		t.Errorf("the bot saw a mark out of order: %s", e.Line())
+	}
 	start := bot.Logs.WaitFor(t, 5*time.Second, harness.MsgIs("echo bot: start"))
 	if start.Str("from") != "+15550100001" || start.Str("to") != "+15550100002" {
 		t.Errorf("bot's start: from %q to %q, want +15550100001 to +15550100002", start.Str("from"), start.Str("to"))
@@ -485,9 +535,16 @@ rules:
 
 const sorryHz = 900
 
-// startFallbackGateway starts a gateway whose bot is at url, with
-// fallbackPlan and a 1 s sorry.wav of sorryHz.
-func startFallbackGateway(t *testing.T, url string) *harness.Gateway {
+// fallbackGateway is a gateway started by startFallbackGateway.
+type fallbackGateway struct {
+	*harness.Gateway
+	CDRFile string // the JSONL file its CDRs go to
+}
+
+// fallbackConfig is the configuration startFallbackGateway runs: the bot at
+// url (with botYAML, see wsGatewayConfigWith), fallbackPlan with a 1 s
+// sorry.wav of sorryHz, CDRs to a file and extra top-level YAML.
+func fallbackConfig(t *testing.T, url, botYAML, extra string) (cfg, cdrFile string) {
 	t.Helper()
 	dir := t.TempDir()
 	f, err := os.Create(filepath.Join(dir, "sorry.wav"))
@@ -504,13 +561,44 @@ func startFallbackGateway(t *testing.T, url string) *harness.Gateway {
 	if err := os.WriteFile(plan, []byte(fallbackPlan), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return harness.StartGateway(t, wsGatewayConfig(t, url, "dialplan: "+plan))
+	cdrFile = filepath.Join(dir, "cdr.jsonl")
+	extra = strings.TrimSpace("dialplan: " + plan + "\ncdr:\n  file: " + cdrFile + "\n" + extra)
+	return wsGatewayConfigWith(t, url, botYAML, extra), cdrFile
+}
+
+// startFallbackGateway starts a gateway with fallbackConfig.
+func startFallbackGateway(t *testing.T, url, botYAML string) fallbackGateway {
+	t.Helper()
+	cfg, cdr := fallbackConfig(t, url, botYAML, "")
+	return fallbackGateway{Gateway: harness.StartGateway(t, cfg), CDRFile: cdr}
+}
+
+// lastCDR waits for the CDR file to hold a record and returns the last one.
+func lastCDR(t *testing.T, path string) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		data, err := os.ReadFile(path)
+		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+		if err == nil && lines[len(lines)-1] != "" {
+			var rec map[string]any
+			if err := json.Unmarshal([]byte(lines[len(lines)-1]), &rec); err != nil {
+				t.Fatalf("CDR file %s: %v", path, err)
+			}
+			return rec
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no CDR in %s within 5 s (%v)", path, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // wantFallback checks a call that the bot failed: the caller was answered,
-// heard the sorry prompt and got a BYE; the gateway recorded the failure and
-// the fallback.
-func wantFallback(t *testing.T, gw *harness.Gateway, call callResult, recording string) {
+// heard the sorry prompt and got a BYE; the gateway logged the failure once
+// as a warning with its cause, and the cause is on the call-ended line and
+// in the CDR.
+func wantFallback(t *testing.T, gw fallbackGateway, call callResult, recording, cause string) {
 	t.Helper()
 	if r := call.str("ended", "reason"); r != "remote_hangup" {
 		t.Errorf("call ended by %q, want remote_hangup (the gateway's BYE after the prompt):\n%s", r, call.out)
@@ -535,69 +623,176 @@ func wantFallback(t *testing.T, gw *harness.Gateway, call callResult, recording 
 	wantStr(t, end, "rule", "main")
 	wantStr(t, end, "reason", "local_bye")
 	wantStr(t, end, "hung_up_by", "gateway")
+	wantStr(t, end, "agent_error", cause)
+	if end.Str("agent_error_detail") == "" {
+		t.Errorf("call ended line has no agent_error_detail: %s", end.Line())
+	}
+	warns := gw.Logs.Filter(harness.MsgIs("agent failed"))
+	if len(warns) != 1 {
+		t.Errorf("%d \"agent failed\" lines, want 1: %v", len(warns), warns)
+	} else if w := warns[0]; w.Str("level") != "WARN" || w.Str("agent") != "bot" || w.Str("cause") != cause || w.Str("detail") == "" {
+		t.Errorf("agent failed line: %s; want WARN, agent bot, cause %s, a detail", w.Line(), cause)
+	}
+	cdr := lastCDR(t, gw.CDRFile)
+	if cdr["agent_error"] != cause || cdr["agent_error_detail"] == "" || cdr["end_reason"] != "local_bye" {
+		t.Errorf("CDR agent_error %v, detail %v, end_reason %v; want %s, a detail, local_bye",
+			cdr["agent_error"], cdr["agent_error_detail"], cdr["end_reason"], cause)
+	}
 }
 
-// TestWebSocketBotDownFallsBack: a bot that cannot be reached, or whose
-// connection drops mid-call without a close frame, is an agent failure: the
-// plan's on_failure plays a prompt and hangs up.
+// refusingBot answers every WebSocket upgrade with 403 and reports the
+// Authorization header it was sent.
+func refusingBot(t *testing.T) (url string, auth <-chan string) {
+	t.Helper()
+	ch := make(chan string, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ch <- r.Header.Get("Authorization")
+		http.Error(w, "who are you?", http.StatusForbidden)
+	}))
+	t.Cleanup(srv.Close)
+	return "ws" + strings.TrimPrefix(srv.URL, "http") + "/media", ch
+}
+
+// mute accepts TCP connections on loopback and never answers: a bot whose
+// process hangs before the WebSocket handshake.
+func mute(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+const botToken = "e2e-secret-token-6f1c"
+
+// TestWebSocketBotDownFallsBack: a bot that cannot be reached, is slow to
+// answer the handshake, refuses it (403), or whose connection drops mid-call
+// is an agent failure: the plan's on_failure plays a prompt and hangs up.
+// The failure is logged with its cause, which reaches the CDR; the token
+// reaches the bot but no log or CDR; the gateway is back at rest after each
+// call (goroutines, fds, no call listed).
 func TestWebSocketBotDownFallsBack(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test: skipped with -short")
 	}
 	t.Parallel()
 
-	t.Run("unreachable", func(t *testing.T) {
-		t.Parallel()
-		// A TCP port that was ours a moment ago: connecting is refused.
-		ln, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		url := fmt.Sprintf("ws://%s/media", ln.Addr())
-		_ = ln.Close()
-
-		gw := startFallbackGateway(t, url)
-		recording := filepath.Join(t.TempDir(), "heard.wav")
-		began := time.Now()
-		call := runCall(t, gw, "--duration", "10s", "--record", recording)
-		if took := time.Since(began); took > 6*time.Second {
-			t.Errorf("the call took %v, want the 1 s prompt and a hang-up", took)
-		}
-		wantFallback(t, gw, call, recording)
-	})
-
-	for _, drop := range []struct {
-		name string
-		how  func(c *botConn) error
+	type setup struct {
+		url, botYAML string
+		check        func(t *testing.T) // after the call
+	}
+	for _, tc := range []struct {
+		name    string
+		setup   func(t *testing.T) setup
+		cause   string
+		maxTook time.Duration
 	}{
-		{"reset-after-start", (*botConn).dropTCP},                                         // RST: a crashed bot
-		{"closed-without-close-frame", func(c *botConn) error { return c.ws.CloseNow() }}, // FIN, no close frame
-	} {
-		t.Run(drop.name, func(t *testing.T) {
-			t.Parallel()
-			bot := newScriptBot(t, func(ctx context.Context, c *botConn) error {
-				// Mid-call: after start and half a second of caller audio.
-				if err := c.waitMedia(ctx, 25, 5*time.Second); err != nil {
-					return err
+		{"unreachable", func(t *testing.T) setup {
+			// A TCP port that was ours a moment ago: connecting is refused.
+			ln, err := net.Listen("tcp4", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			url := fmt.Sprintf("ws://%s/media", ln.Addr())
+			_ = ln.Close()
+			return setup{url: url}
+		}, "unreachable", 6 * time.Second},
+		{"slow-handshake", func(t *testing.T) setup {
+			return setup{url: "ws://" + mute(t) + "/media", botYAML: "    connect_timeout: 1s\n"}
+		}, "connect_timeout", 6 * time.Second},
+		{"refused-403", func(t *testing.T) setup {
+			url, auth := refusingBot(t)
+			return setup{url: url + "?token=" + botToken, botYAML: "    token: " + botToken + "\n", check: func(t *testing.T) {
+				select {
+				case got := <-auth:
+					if got != "Bearer "+botToken {
+						t.Errorf("the bot got Authorization %q, want the configured token", got)
+					}
+				default:
+					t.Error("the refusing bot was never asked")
 				}
-				return drop.how(c)
-			})
-			gw := startFallbackGateway(t, bot.URL)
+			}}
+		}, "handshake_refused", 6 * time.Second},
+		{"reset-after-start", func(t *testing.T) setup {
+			return setup{url: droppingBot(t, (*botConn).dropTCP)} // RST: a crashed bot
+		}, "dropped", 7 * time.Second},
+		{"closed-without-close-frame", func(t *testing.T) setup {
+			return setup{url: droppingBot(t, func(c *botConn) error { return c.ws.CloseNow() })} // FIN, no close frame
+		}, "dropped", 7 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			st := tc.setup(t)
+			gw := startFallbackGateway(t, st.url, st.botYAML)
+			base := gw.TakeBaseline(t)
 			recording := filepath.Join(t.TempDir(), "heard.wav")
 			began := time.Now()
-			call := runCall(t, gw, "--duration", "10s", "--record", recording)
-			if took := time.Since(began); took > 7*time.Second {
-				t.Errorf("the call took %v, want half a second with the bot, the 1 s prompt and a hang-up", took)
+			call := runCall(t, gw.Gateway, "--duration", "10s", "--record", recording)
+			if took := time.Since(began); took > tc.maxTook {
+				t.Errorf("the call took %v, want the failure, the 1 s prompt and a hang-up within %v", took, tc.maxTook)
 			}
-			c := bot.next(t, 5*time.Second)
+			wantFallback(t, gw, call, recording, tc.cause)
+			if st.check != nil {
+				st.check(t)
+			}
+			if strings.Contains(gw.Logs.Text(), botToken) {
+				t.Errorf("the gateway's log carries the bot's token")
+			}
+			if data, _ := os.ReadFile(gw.CDRFile); strings.Contains(string(data), botToken) {
+				t.Errorf("the CDR carries the bot's token")
+			}
+			atRest(t, gw.Gateway, base)
+		})
+	}
+}
+
+// droppingBot is a bot that ends its connection with drop mid-call: after
+// start and half a second of caller audio.
+func droppingBot(t *testing.T, drop func(c *botConn) error) string {
+	t.Helper()
+	bot := newScriptBot(t, func(ctx context.Context, c *botConn) error {
+		if err := c.waitMedia(ctx, 25, 5*time.Second); err != nil {
+			return err
+		}
+		return drop(c)
+	})
+	t.Cleanup(func() {
+		select {
+		case c := <-bot.conns:
 			if c.scriptErr != nil && !errors.Is(c.scriptErr, net.ErrClosed) {
 				t.Errorf("bot script: %v", c.scriptErr)
 			}
 			for _, p := range c.Problems() {
 				t.Errorf("gateway -> bot: %s", p)
 			}
-			wantFallback(t, gw, call, recording)
-			gw.Logs.WaitFor(t, 5*time.Second, harness.MsgIs("bot connection lost"))
-		})
-	}
+		case <-time.After(5 * time.Second):
+			t.Error("the bot's script never ended")
+		}
+	})
+	return bot.URL
 }

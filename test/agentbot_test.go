@@ -38,8 +38,9 @@ type scriptBot struct {
 
 // botConn is one gateway connection as the script sees it.
 type botConn struct {
-	ws  *websocket.Conn
-	raw net.Conn // the TCP connection under the WebSocket, to drop it rudely
+	ws     *websocket.Conn
+	raw    net.Conn    // the TCP connection under the WebSocket, to drop it rudely
+	Header http.Header // the gateway's upgrade request's headers
 
 	Connected map[string]any
 	StartRaw  []byte
@@ -116,7 +117,7 @@ func (b *scriptBot) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	defer func() { _ = ws.CloseNow() }()
 	ws.SetReadLimit(2 << 20)
-	c := &botConn{ws: ws, events: make(chan botEvent, 256), readDone: make(chan struct{})}
+	c := &botConn{ws: ws, Header: r.Header.Clone(), events: make(chan botEvent, 256), readDone: make(chan struct{})}
 	c.raw, _ = r.Context().Value(rawConnKey{}).(net.Conn)
 	defer func() { b.conns <- c }()
 

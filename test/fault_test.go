@@ -356,19 +356,39 @@ func TestFaultFloodFromOneSource(t *testing.T) {
 }
 
 // TestFaultBotMisbehaves: a WebSocket bot that sends malformed JSON, a
-// message over the 1 MiB limit, or nothing at all. As docs/AGENT_PROTOCOL.md
-// says: malformed messages are skipped and the call goes on; an oversize
-// message is an agent failure (the call is hung up); a silent bot keeps the
-// call up until the caller hangs up.
+// message over the 1 MiB limit, 100 malformed messages, or nothing at all.
+// As docs/AGENT_PROTOCOL.md says: malformed messages are skipped and the
+// call goes on; an oversize message or too many malformed ones are an agent
+// failure; so is a bot silent for its silence_timeout (here 1 s). A failure
+// runs the plan's on_failure (a prompt, then hang-up) and records its cause.
+// A bot that only sends marks, or only media, is not silent.
 func TestFaultBotMisbehaves(t *testing.T) {
 	skipShort(t)
 	t.Parallel()
+	const silence = "    silence_timeout: 1s\n"
+	every := func(send func(ctx context.Context, c *botConn) error) func(ctx context.Context, c *botConn) error {
+		return func(ctx context.Context, c *botConn) error {
+			for {
+				if err := send(ctx, c); err != nil {
+					return nil // the call ended
+				}
+				select {
+				case <-c.readDone:
+					return nil
+				case <-ctx.Done():
+					return nil
+				case <-time.After(300 * time.Millisecond):
+				}
+			}
+		}
+	}
 	cases := []struct {
 		name    string
+		botYAML string
 		script  func(ctx context.Context, c *botConn) error
-		hangsUp bool // the gateway ends the call
+		cause   string // the gateway falls back and ends the call for this cause; "": the call stays up
 	}{
-		{"malformed", func(ctx context.Context, c *botConn) error {
+		{"malformed", "", func(ctx context.Context, c *botConn) error {
 			for _, m := range []string{"{nope", "[]", `{"event":7}`, `{"event":"media","media":{"payload":"%%%"}}`, "\x00\xff", ""} {
 				if err := c.ws.Write(ctx, websocket.MessageText, []byte(m)); err != nil {
 					return err
@@ -381,33 +401,44 @@ func TestFaultBotMisbehaves(t *testing.T) {
 				return err
 			}
 			return waitClose(ctx, c)
-		}, false},
-		{"huge", func(ctx context.Context, c *botConn) error {
+		}, ""},
+		{"huge", "", func(ctx context.Context, c *botConn) error {
 			big := `{"event":"media","media":{"payload":"` + strings.Repeat("A", 2<<20) + `"}}`
 			return c.ws.Write(ctx, websocket.MessageText, []byte(big))
-		}, true},
-		{"hundred-malformed", func(ctx context.Context, c *botConn) error {
-			for range 100 {
+		}, "protocol_violation"},
+		{"hundred-malformed", "", func(ctx context.Context, c *botConn) error {
+			for range 101 { // the 101st is one too many
 				if err := c.ws.Write(ctx, websocket.MessageText, []byte("{broken")); err != nil {
 					return err
 				}
 			}
-			return nil
-		}, true},
-		{"silent", waitClose, false},
+			return waitClose(ctx, c)
+		}, "protocol_violation"},
+		{"silent", silence, waitClose, "silent"},
+		{"marks-only", silence, every(func(ctx context.Context, c *botConn) error { return c.sendMark(ctx, "alive") }), ""},
+		{"media-only", silence, every(func(ctx context.Context, c *botConn) error {
+			return c.sendMedia(ctx, ulawTone(500, 20*time.Millisecond))
+		}), ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			bot := newScriptBot(t, tc.script)
-			gw := harness.StartGateway(t, wsGatewayConfig(t, bot.URL, noRateLimit))
+			cfg, cdrFile := fallbackConfig(t, bot.URL, tc.botYAML, noRateLimit)
+			gw := harness.StartGateway(t, cfg)
 			base := gw.TakeBaseline(t)
 			c := harness.Dial(t, "127.0.0.1", gw.SIPAddr)
-			bye, err := c.SIP.Await(t, 3*time.Second, false, func(m *harness.SIPMessage) bool { return m.Method == "BYE" })
+			// Failing takes the silence timeout (1 s) and the 1 s prompt;
+			// staying up is watched for over three silence timeouts.
+			wait := 3500 * time.Millisecond
+			if tc.cause != "" {
+				wait = 6 * time.Second
+			}
+			bye, err := c.SIP.Await(t, wait, false, func(m *harness.SIPMessage) bool { return m.Method == "BYE" })
 			switch {
-			case tc.hangsUp && err != nil:
+			case tc.cause != "" && err != nil:
 				t.Fatalf("the gateway kept the call up after the bot's %s: %v", tc.name, err)
-			case tc.hangsUp:
+			case tc.cause != "":
 				c.SIP.Send(t, harness.Response(bye, 200, "OK"))
 			case err == nil:
 				t.Fatalf("the gateway hung up after the bot's %s: %s", tc.name, bye.StartLine)
@@ -416,6 +447,18 @@ func TestFaultBotMisbehaves(t *testing.T) {
 			}
 			end := gw.Logs.WaitFor(t, 5*time.Second, harness.MsgIs("call ended"))
 			t.Logf("call ended: %s", end.Line())
+			if tc.cause == "" && end.Has("agent_error") {
+				t.Errorf("agent_error = %q on a call whose bot did not fail", end.Str("agent_error"))
+			}
+			if tc.cause != "" {
+				wantStr(t, end, "agent_error", tc.cause)
+				if a := end.Str("actions"); !strings.Contains(a, "agent bot failed; play sorry.wav") {
+					t.Errorf("actions = %q, want the on_failure branch's prompt after the failure", a)
+				}
+				if cdr := lastCDR(t, cdrFile); cdr["agent_error"] != tc.cause {
+					t.Errorf("CDR agent_error = %v, want %s", cdr["agent_error"], tc.cause)
+				}
+			}
 			atRest(t, gw, base)
 		})
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -25,6 +26,13 @@ type Config struct {
 	// ConnectTimeout bounds dialling, the handshake and the first two
 	// messages. Default 5s.
 	ConnectTimeout time.Duration
+	// SilenceTimeout ends the session with ErrBotSilent when the bot has
+	// sent no message of any kind for this long and none of its audio is
+	// still playing, so that a hung bot leads to the dialplan's on_failure
+	// instead of dead air. It does not run while the call is on hold or a
+	// transfer is ringing. 0 means DefaultSilenceTimeout; negative turns it
+	// off.
+	SilenceTimeout time.Duration
 	// AccountSid is sent in `start` and `stop`: "AC" and 32 hex digits.
 	// Default DefaultAccountSid().
 	AccountSid string
@@ -48,9 +56,20 @@ var (
 	// normal close, or a read or write failed.
 	ErrBotGone = errors.New("twilio: bot connection lost")
 	// ErrProtocol is wrapped by Wait when the bot sent too many malformed
-	// messages.
+	// messages or one over the size limit.
 	ErrProtocol = errors.New("twilio: bot protocol violation")
+	// ErrBotSilent is wrapped by Wait when the bot sent nothing for its
+	// silence timeout.
+	ErrBotSilent = errors.New("twilio: bot silent")
 )
+
+// Every error Start and Wait return for a failed bot is also an
+// *agent.Failure, whose cause the dialplan logs and records.
+
+// DefaultSilenceTimeout is the silence timeout when Config gives none: long
+// enough for a bot listening to a caller's long sentence, short enough that
+// a hung bot does not leave the caller in dead air for long.
+const DefaultSilenceTimeout = 30 * time.Second
 
 // Tunables; tests in this package shorten closeGrace.
 const (
@@ -100,6 +119,12 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = defaultConnectTimeout
 	}
+	switch {
+	case cfg.SilenceTimeout == 0:
+		cfg.SilenceTimeout = DefaultSilenceTimeout
+	case cfg.SilenceTimeout < 0:
+		cfg.SilenceTimeout = 0 // off
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -111,9 +136,10 @@ func New(cfg Config) (*Agent, error) {
 	}
 	// Our own transport: no idle pool to leak, HTTP/1.1 only (an upgrade
 	// cannot ride HTTP/2), dialling bounded by the connect timeout.
+	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
 	transport := &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
-		DialContext:         (&net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:         dialKeepingConn(dialer),
 		TLSClientConfig:     tlsConf,
 		TLSHandshakeTimeout: cfg.ConnectTimeout,
 		DisableKeepAlives:   true,
@@ -134,12 +160,14 @@ func (a *Agent) Start(ctx context.Context, call agent.Call) (agent.Session, erro
 	info := call.Info()
 	dctx, cancel := context.WithTimeout(ctx, a.cfg.ConnectTimeout)
 	defer cancel()
-	conn, _, err := websocket.Dial(dctx, a.cfg.URL, &websocket.DialOptions{
+	slot := &connSlot{}
+	dctx = context.WithValue(dctx, connSlotKey{}, slot)
+	conn, resp, err := websocket.Dial(dctx, a.cfg.URL, &websocket.DialOptions{
 		HTTPClient: a.client,
 		HTTPHeader: a.cfg.Headers.Clone(),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w at %s: %w", ErrConnect, a.endpoint, err)
+		return nil, a.connectFailure(resp, err, false)
 	}
 	conn.SetReadLimit(maxMessageBytes)
 	log := call.Log()
@@ -149,14 +177,62 @@ func (a *Agent) Start(ctx context.Context, call agent.Call) (agent.Session, erro
 		log = log.With("agent", "twilio")
 	}
 	s := newSession(a, call, conn, log)
+	s.raw = slot.get()
 	if err := s.open(dctx, a.customParameters(info)); err != nil {
 		_ = conn.CloseNow()
-		return nil, fmt.Errorf("%w at %s: %w", ErrConnect, a.endpoint, err)
+		return nil, a.connectFailure(nil, err, true)
 	}
-	s.log.Debug("bot connected", "stream_sid", s.streamSid, "call_sid", s.callSid)
+	s.log.Debug("bot connected", "call_sid", s.callSid) // s.log carries the stream_sid
+	s.startSilenceTimer()
 	go s.readLoop()
 	go s.writeLoop()
 	return s, nil
+}
+
+// connectFailure classifies a failure to open the stream. resp is the
+// handshake's response, if one came; opened says the handshake had
+// succeeded and sending `connected` or `start` failed. The error wraps
+// ErrConnect and err, with the URL's query and credentials left out (the
+// HTTP client puts the full URL in its errors, and a token may ride in the
+// query).
+func (a *Agent) connectFailure(resp *http.Response, err error, opened bool) error {
+	// The WebSocket library wraps with messages formatted at once: the
+	// url.Error's text is baked into them, so the error is rebuilt.
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = &url.Error{Op: ue.Op, URL: a.endpoint, Err: ue.Err}
+	}
+	f := &agent.Failure{Err: fmt.Errorf("%w at %s: %w", ErrConnect, a.endpoint, err)}
+	var ne net.Error
+	switch {
+	case resp != nil && resp.StatusCode != http.StatusSwitchingProtocols:
+		f.Cause = agent.CauseHandshakeRefused
+		f.Detail = fmt.Sprintf("%s answered the upgrade with HTTP %d %s", a.endpoint, resp.StatusCode, http.StatusText(resp.StatusCode))
+	case resp != nil:
+		f.Cause = agent.CauseProtocol
+		f.Detail = fmt.Sprintf("%s: bad handshake response: %v", a.endpoint, err)
+	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
+		f.Cause = agent.CauseConnectTimeout
+		f.Detail = fmt.Sprintf("%s: no connection and start within %v", a.endpoint, a.cfg.ConnectTimeout)
+	case opened:
+		f.Cause = agent.CauseDropped
+		f.Detail = fmt.Sprintf("%s: connection lost while sending start: %v", a.endpoint, innermost(err))
+	default:
+		f.Cause = agent.CauseUnreachable
+		f.Detail = fmt.Sprintf("%s: %v", a.endpoint, innermost(err))
+	}
+	return f
+}
+
+// innermost is the error under url.Error and the WebSocket library's
+// wrapping: "dial tcp 127.0.0.1:9: connect: connection refused" rather than
+// the whole chain.
+func innermost(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }
 
 // customParameters builds `start.customParameters`: who is calling, then
@@ -180,4 +256,36 @@ func (a *Agent) customParameters(info agent.Info) map[string]string {
 		}
 	}
 	return p
+}
+
+// connSlot receives the TCP connection under a WebSocket from the dialler.
+// The WebSocket library bounds its close handshake with its own timeouts
+// (5 s and more) and a cancelled read does not always close the connection
+// (not between two reads): closing the TCP connection is the one way to cut
+// off, within the close grace, a bot that neither reads nor answers.
+type connSlot struct {
+	mu sync.Mutex
+	c  net.Conn
+}
+
+type connSlotKey struct{}
+
+func (s *connSlot) get() net.Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.c
+}
+
+// dialKeepingConn dials with d and hands the connection to the connSlot in
+// the context, if any (the HTTP transport keeps the request's values).
+func dialKeepingConn(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if slot, ok := ctx.Value(connSlotKey{}).(*connSlot); ok && err == nil {
+			slot.mu.Lock()
+			slot.c = c
+			slot.mu.Unlock()
+		}
+		return c, err
+	}
 }

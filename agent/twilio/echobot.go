@@ -1,19 +1,27 @@
 package twilio
 
 import (
-	"context"
-	"encoding/json"
 	"log/slog"
 	"net/http"
-
-	"github.com/coder/websocket"
+	"strconv"
 )
 
+// echoMarkEvery is how many echoed media messages (20 ms each from the
+// gateway) go between two of the echo bot's marks: one every half second.
+const echoMarkEvery = 25
+
 // NewEchoBot returns a WebSocket handler that speaks the bot's side of the
-// protocol, for `switchboard agent serve`, tests and load runs: it plays
-// every inbound media payload straight back, and answers a `dtmf` with a
-// mark named "dtmf-<digit>" sent after the audio echoed so far, so the
-// gateway echoes the mark once that audio has played. log may be nil.
+// protocol, for `switchboard agent serve --mode echo`, tests and load runs:
+//
+//   - every inbound media payload is played straight back;
+//   - after every half second of echoed audio it sends a mark "echo-<n>",
+//     so the gateway echoes a stream of marks in order as the audio plays;
+//   - a `dtmf` is answered with a mark "dtmf-<digit>" after the audio
+//     echoed so far; for `*` a `clear` goes first (barge-in: the queued
+//     echo is dropped and the pending marks come back at once);
+//   - marks coming back out of order are logged as a warning.
+//
+// log may be nil.
 func NewEchoBot(log *slog.Logger) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -23,78 +31,46 @@ func NewEchoBot(log *slog.Logger) http.Handler {
 
 type echoBot struct{ log *slog.Logger }
 
-// echoOut is what the echo bot sends.
-type echoOut struct {
-	Event     string     `json:"event"`
-	StreamSid string     `json:"streamSid"`
-	Media     *mediaInfo `json:"media,omitempty"`
-	Mark      *markInfo  `json:"mark,omitempty"`
-}
-
 func (b *echoBot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	conn, err := websocket.Accept(w, r, nil)
-	if err != nil {
-		b.log.Warn("echo bot: websocket handshake failed", "remote", r.RemoteAddr, "error", err)
+	p := acceptBot(w, r, b.log, "echo bot: ")
+	if p == nil {
 		return
 	}
-	defer func() { _ = conn.CloseNow() }()
-	conn.SetReadLimit(maxMessageBytes)
-	log := b.log.With("remote", r.RemoteAddr)
-	ctx := context.WithoutCancel(r.Context())
-	var streamSid string
-	media := 0
-	send := func(m *echoOut) bool {
-		data, err := json.Marshal(m)
-		if err == nil {
-			err = conn.Write(ctx, websocket.MessageText, data)
-		}
-		if err != nil {
-			log.Warn("echo bot: write failed", "error", err)
-			return false
-		}
-		return true
-	}
+	defer func() { _ = p.conn.CloseNow() }()
+	media, marks := 0, 0
 	for {
-		_, data, err := conn.Read(ctx)
+		m, err := p.read()
 		if err != nil {
-			if st := websocket.CloseStatus(err); st == websocket.StatusNormalClosure || st == websocket.StatusGoingAway {
-				log.Debug("echo bot: closed", "media_messages", media)
-			} else {
-				log.Info("echo bot: connection ended", "error", err, "media_messages", media)
-			}
+			p.ended(err, "media_messages", media, "marks", marks)
 			return
 		}
-		var m outMessage
-		if err := json.Unmarshal(data, &m); err != nil {
-			log.Warn("echo bot: malformed message", "error", err)
-			continue
-		}
 		switch m.Event {
-		case "connected":
-			log.Info("echo bot: connected", "protocol", m.Protocol, "version", m.Version)
-		case "start":
-			streamSid = m.StreamSid
-			if m.Start != nil {
-				log.Info("echo bot: start", "stream_sid", streamSid, "call_sid", m.Start.CallSid,
-					"from", m.Start.CustomParameters["from_number"], "to", m.Start.CustomParameters["to_number"])
-			}
 		case "media":
+			if m.Media == nil {
+				continue
+			}
 			media++
-			if m.Media != nil && !send(&echoOut{Event: "media", StreamSid: streamSid, Media: &mediaInfo{Payload: m.Media.Payload}}) {
+			if p.send(&botOut{Event: "media", Media: &mediaInfo{Payload: m.Media.Payload}}) != nil {
 				return
+			}
+			if media%echoMarkEvery == 0 {
+				marks++
+				if p.mark("echo-"+strconv.Itoa(marks)) != nil {
+					return
+				}
 			}
 		case "dtmf":
-			if m.DTMF != nil && !send(&echoOut{Event: "mark", StreamSid: streamSid, Mark: &markInfo{Name: "dtmf-" + m.DTMF.Digit}}) {
+			if m.DTMF == nil {
+				continue
+			}
+			if m.DTMF.Digit == "*" && p.clear("digit", "*") != nil {
 				return
 			}
-		case "mark":
-			if m.Mark != nil {
-				log.Debug("echo bot: mark played", "name", m.Mark.Name)
+			if p.mark("dtmf-"+m.DTMF.Digit) != nil {
+				return
 			}
 		case "stop":
-			log.Info("echo bot: stop", "stream_sid", streamSid, "media_messages", media)
-		default:
-			log.Debug("echo bot: event", "event", m.Event)
+			p.log.Info("echo bot: stop", "stream_sid", p.streamSid, "media_messages", media)
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/switchboard-voice/switchboard/agent"
 	"github.com/switchboard-voice/switchboard/media"
 )
 
@@ -248,8 +249,9 @@ func TestBotMessageTooBig(t *testing.T) {
 	go func() { // the gateway closes the socket mid-message
 		_ = c.bot.conn.Write(context.Background(), websocket.MessageText, make([]byte, maxMessageBytes+1))
 	}()
-	if err := within(t, res, 3*time.Second); !errors.Is(err, ErrBotGone) {
-		t.Fatalf("Wait = %v, want ErrBotGone", err)
+	err := within(t, res, 3*time.Second)
+	if cause, _ := agent.FailureOf(err); !errors.Is(err, ErrProtocol) || cause != agent.CauseProtocol {
+		t.Fatalf("Wait = %v (cause %q), want ErrProtocol, cause %q", err, cause, agent.CauseProtocol)
 	}
 	c.bot.done()
 }

@@ -3,6 +3,7 @@ package twilio
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -80,6 +81,7 @@ type fakeCall struct {
 	played      []byte
 	transfers   []agent.TransferRequest
 	transferErr error
+	playErr     error // PlayUlaw's answer, after recording the audio
 	onMark      func(string)
 }
 
@@ -109,9 +111,10 @@ func (c *fakeCall) CompleteTransfer(b bool) error { c.event("complete:%v", b); r
 func (c *fakeCall) PlayUlaw(p []byte) error {
 	c.mu.Lock()
 	c.played = append(c.played, p...)
+	err := c.playErr
 	c.mu.Unlock()
 	c.event("play:%d", len(p))
-	return nil
+	return err
 }
 
 func (c *fakeCall) Mark(name string) {
@@ -198,7 +201,11 @@ func within(t *testing.T, ch <-chan error, d time.Duration) error {
 	case err := <-ch:
 		return err
 	case <-time.After(d):
-		t.Fatalf("Wait did not return within %v", d)
+		buf := make([]byte, 1<<20)
+		n := runtime.Stack(buf, true)
+		t.Fatalf("Wait did not return within %v; goroutines:\n%s", d, buf[:n])
 		return nil
 	}
 }
+
+func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }

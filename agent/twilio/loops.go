@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
+	"time"
 
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-voice/switchboard/agent"
+	"github.com/switchboard-voice/switchboard/media"
 )
 
 // writeLoop sends queued messages in order, numbering them; on quit it sends
@@ -75,6 +78,10 @@ func (s *session) readLoop() {
 		buf       bytes.Buffer
 		malformed int
 		ended     bool
+		// playEnd estimates when the audio the bot has queued so far will
+		// have played (time since the stream started): the bot is not
+		// silent while the caller still hears it.
+		playEnd time.Duration
 	)
 	for {
 		_, r, err := s.conn.Reader(s.ioCtx)
@@ -90,6 +97,17 @@ func (s *session) readLoop() {
 			continue
 		}
 		m, err := dec.Decode(buf.Bytes())
+		if s.silence > 0 { // any message, even a malformed one, is a sign of life
+			now := time.Since(s.started)
+			switch {
+			case err != nil:
+			case m.Kind == BotMedia:
+				playEnd = max(playEnd, now) + time.Duration(len(m.Payload))*time.Second/media.SampleRate
+			case m.Kind == BotClear:
+				playEnd = now
+			}
+			s.quietUntil.Store(int64(max(now, playEnd) + s.silence))
+		}
 		if buf.Cap() > 64<<10 { // do not keep a huge message's buffer for the call
 			buf = bytes.Buffer{}
 		}
@@ -98,7 +116,9 @@ func (s *session) readLoop() {
 			s.log.Warn("malformed message from bot", "error", err, "malformed", malformed)
 			if malformed > maxMalformed {
 				s.finish(outcome{
-					err:      fmt.Errorf("%w: %d malformed messages, last: %w", ErrProtocol, malformed, err),
+					err: &agent.Failure{Cause: agent.CauseProtocol,
+						Detail: fmt.Sprintf("%d malformed messages, last: %v", malformed, err),
+						Err:    fmt.Errorf("%w: %d malformed messages, last: %w", ErrProtocol, malformed, err)},
 					sendStop: true, closeCode: websocket.StatusPolicyViolation, closeReason: "too many malformed messages",
 				})
 				ended = true
@@ -119,10 +139,27 @@ func (s *session) readFailed(err error) {
 	if werr := s.writeErr.Load(); werr != nil && errors.Is(err, context.Canceled) {
 		err = *werr
 	}
-	if !s.closed.Load() {
-		s.log.Warn("bot connection lost", "error", err)
+	if errors.Is(err, websocket.ErrMessageTooBig) {
+		s.finish(outcome{err: &agent.Failure{Cause: agent.CauseProtocol,
+			Detail: fmt.Sprintf("a message over the %d-byte limit", maxMessageBytes),
+			Err:    fmt.Errorf("%w: %w", ErrProtocol, err)}})
+		return
 	}
-	s.finish(outcome{err: fmt.Errorf("%w: %w", ErrBotGone, err)})
+	if !s.closed.Load() {
+		// Info: the dialplan logs the failure (with its cause) as a warning.
+		s.log.Info("bot connection lost", "error", err)
+	}
+	s.finish(outcome{err: &agent.Failure{Cause: agent.CauseDropped, Detail: clip(err.Error(), 200),
+		Err: fmt.Errorf("%w: %w", ErrBotGone, err)}})
+}
+
+// clip shortens s to at most n bytes, for details a peer may fill (a close
+// reason) that go into logs and CDRs.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
 }
 
 // dispatch acts on one bot message; it reports whether the session ended.
@@ -132,10 +169,10 @@ func (s *session) dispatch(m *BotMessage) bool {
 	}
 	switch m.Kind {
 	case BotMedia:
-		if err := s.call.PlayUlaw(m.Payload); err != nil {
-			if n := s.playErrors.Add(1); n == 1 || n%100 == 0 {
-				s.log.Warn("bot audio not queued", "error", err, "failures", n)
-			}
+		// A bot streaming into a full queue fails every message: warn once
+		// per session; the count is on the "bot session ended" line.
+		if err := s.call.PlayUlaw(m.Payload); err != nil && s.playErrors.Add(1) == 1 {
+			s.log.Warn("bot audio not queued", "error", err, "further", "counted, not logged")
 		}
 	case BotMark:
 		s.call.Mark(m.Name)

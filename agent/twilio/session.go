@@ -2,7 +2,9 @@ package twilio
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +19,7 @@ import (
 type session struct {
 	call       agent.Call
 	conn       *websocket.Conn
+	raw        net.Conn // the TCP connection under conn; nil if unknown
 	log        *slog.Logger
 	streamSid  string
 	callSid    string
@@ -51,6 +54,18 @@ type session struct {
 	sidWarned  atomic.Bool
 	writeErr   atomic.Pointer[error]
 
+	// The silence watchdog (silence 0: off). quietUntil is when the bot
+	// counts as silent, in ns since started: the reader moves it on with
+	// every message, past the end of the audio the bot has queued. One
+	// timer checks it, re-arming itself rather than being reset per
+	// message, which would cost the hot path a timer operation.
+	silence      time.Duration
+	quietUntil   atomic.Int64
+	paused       atomic.Uint32 // pauseHold | pauseTransfer
+	silenceMu    sync.Mutex
+	silenceTimer *time.Timer
+	silenceOff   bool // Wait has stopped the timer
+
 	waitOnce sync.Once
 	waitErr  error
 }
@@ -78,6 +93,7 @@ func newSession(a *Agent, call agent.Call, conn *websocket.Conn, log *slog.Logge
 		callSid:    CallSid(info.CallID),
 		accountSid: a.cfg.AccountSid,
 		closeGrace: a.closeGrace,
+		silence:    a.cfg.SilenceTimeout,
 		free:       make(chan *mediaFrame, queueFrames),
 		queue:      make(chan outItem, queueFrames+queueControls),
 		quit:       make(chan struct{}),
@@ -151,15 +167,102 @@ func (s *session) OnMark(name string) {
 	s.control(&control{kind: ctlMark, name: name})
 }
 
-// OnEvent sends `hold`, `resume` and `transferStatus` messages.
+// OnEvent sends `hold`, `resume` and `transferStatus` messages. A bot may
+// rightly say nothing while the caller is on hold or a transfer is ringing:
+// the silence watchdog is paused meanwhile.
 func (s *session) OnEvent(ev agent.Event) {
 	switch ev.Kind {
 	case agent.EventHold:
+		s.pause(pauseHold, true)
 		s.control(&control{kind: ctlHold})
 	case agent.EventResume:
+		s.pause(pauseHold, false)
 		s.control(&control{kind: ctlResume})
 	case agent.EventTransfer:
+		st := ev.Transfer.State
+		s.pause(pauseTransfer, st == agent.TransferTrying || st == agent.TransferRinging)
 		s.control(&control{kind: ctlTransfer, transfer: ev.Transfer})
+	}
+}
+
+// Reasons the silence watchdog is paused.
+const (
+	pauseHold uint32 = 1 << iota
+	pauseTransfer
+)
+
+// pause sets or clears one reason to pause the silence watchdog. When the
+// last reason goes, the bot gets a whole silence timeout from now.
+func (s *session) pause(why uint32, on bool) {
+	for {
+		old := s.paused.Load()
+		v := old &^ why
+		if on {
+			v = old | why
+		}
+		if s.paused.CompareAndSwap(old, v) {
+			if old != 0 && v == 0 {
+				s.quietAtLeast(time.Since(s.started) + s.silence)
+			}
+			return
+		}
+	}
+}
+
+// quietAtLeast moves quietUntil to at least t.
+func (s *session) quietAtLeast(t time.Duration) {
+	for {
+		old := s.quietUntil.Load()
+		if old >= int64(t) || s.quietUntil.CompareAndSwap(old, int64(t)) {
+			return
+		}
+	}
+}
+
+// startSilenceTimer arms the watchdog: the bot's first message is due
+// within the silence timeout of the stream's start.
+func (s *session) startSilenceTimer() {
+	if s.silence <= 0 {
+		return
+	}
+	s.quietAtLeast(s.silence)
+	s.silenceMu.Lock()
+	defer s.silenceMu.Unlock()
+	s.silenceTimer = time.AfterFunc(s.silence, s.checkSilence)
+}
+
+// checkSilence runs when the bot may have been silent too long: it re-arms
+// for the time left, or ends the session with ErrBotSilent.
+func (s *session) checkSilence() {
+	s.silenceMu.Lock()
+	defer s.silenceMu.Unlock()
+	if s.silenceOff {
+		return
+	}
+	now := time.Since(s.started)
+	if s.paused.Load() != 0 {
+		s.quietAtLeast(now + s.silence)
+	}
+	if left := time.Duration(s.quietUntil.Load()) - now; left > 0 {
+		s.silenceTimer.Reset(left)
+		return
+	}
+	s.silenceOff = true
+	s.finish(outcome{
+		err: &agent.Failure{Cause: agent.CauseSilent,
+			Detail: fmt.Sprintf("no message from the bot for %v with none of its audio playing", s.silence),
+			Err:    fmt.Errorf("%w: no message for %v", ErrBotSilent, s.silence)},
+		sendStop: true, closeCode: websocket.StatusPolicyViolation, closeReason: "silent for too long",
+	})
+}
+
+// stopSilenceTimer ends the watchdog for good.
+func (s *session) stopSilenceTimer() {
+	s.silenceMu.Lock()
+	defer s.silenceMu.Unlock()
+	s.silenceOff = true
+	if s.silenceTimer != nil {
+		s.silenceTimer.Stop()
 	}
 }
 
@@ -187,8 +290,9 @@ func (s *session) finish(o outcome) {
 // Wait runs until the bot or ctx ends the conversation, then closes the
 // stream: nil when the bot closed normally or ctx ended (after `stop` and a
 // normal close), *agent.HangupError when the bot sent `hangup`, an error
-// wrapping ErrBotGone or ErrProtocol when the connection failed. Both of the
-// session's goroutines have ended when it returns.
+// wrapping ErrBotGone, ErrProtocol or ErrBotSilent (and an *agent.Failure
+// with the cause) when the bot failed. Both of the session's goroutines have
+// ended when it returns.
 func (s *session) Wait(ctx context.Context) error {
 	s.waitOnce.Do(func() { s.waitErr = s.wait(ctx) })
 	return s.waitErr
@@ -200,13 +304,19 @@ func (s *session) wait(ctx context.Context) error {
 	case <-ctx.Done():
 		s.finish(outcome{sendStop: true, closeCode: websocket.StatusNormalClosure})
 	}
+	s.stopSilenceTimer()
 	o := s.outcome
 	s.closed.Store(true)
 	s.stop = o.sendStop
 	close(s.quit)
 	// A bot that neither reads nor answers the close handshake gets
 	// closeGrace, then the connection is cut.
-	force := time.AfterFunc(s.closeGrace, s.ioCancel)
+	force := time.AfterFunc(s.closeGrace, func() {
+		s.ioCancel()
+		if s.raw != nil {
+			_ = s.raw.Close()
+		}
+	})
 	defer force.Stop()
 	<-s.writerDone
 	if o.closeCode != 0 {
@@ -214,10 +324,17 @@ func (s *session) wait(ctx context.Context) error {
 	}
 	s.ioCancel()
 	<-s.readerDone
-	if o.err != nil {
-		s.log.Info("bot session ended", "error", o.err, "dropped_frames", s.dropped.Load())
-	} else {
-		s.log.Debug("bot session ended", "dropped_frames", s.dropped.Load())
+	// The dialplan logs a failure with its cause; this line is the
+	// session's own account, at info level when something was lost or went wrong.
+	dropped, notQueued := s.dropped.Load(), s.playErrors.Load()
+	attrs := []any{"dropped_frames", dropped, "audio_not_queued", notQueued}
+	switch {
+	case o.err != nil:
+		s.log.Info("bot session ended", append(attrs, "error", o.err)...)
+	case dropped > 0 || notQueued > 0:
+		s.log.Info("bot session ended", attrs...)
+	default:
+		s.log.Debug("bot session ended", attrs...)
 	}
 	return o.err
 }

@@ -41,6 +41,7 @@ func buildAgents(cfgs map[string]AgentConfig, accountSid string, log *slog.Logge
 				URL:            a.URL,
 				Headers:        headers,
 				ConnectTimeout: time.Duration(a.ConnectTimeout),
+				SilenceTimeout: silenceTimeout(a.SilenceTimeout),
 				AccountSid:     accountSid,
 				CustomHeaders:  a.SIPHeaders,
 				Logger:         log.With("agent", name),
@@ -52,4 +53,18 @@ func buildAgents(cfgs map[string]AgentConfig, accountSid string, log *slog.Logge
 		}
 	}
 	return agents, nil
+}
+
+// silenceTimeout maps the config's silence_timeout to twilio.Config's:
+// unset is the agent's default (0 there), a configured 0 turns it off
+// (negative there).
+func silenceTimeout(d *Duration) time.Duration {
+	switch {
+	case d == nil:
+		return 0
+	case *d == 0:
+		return -1
+	default:
+		return time.Duration(*d)
+	}
 }

@@ -72,8 +72,12 @@ type AgentConfig struct {
 	Token          Secret            `yaml:"token"`
 	TokenFile      string            `yaml:"token_file"`
 	ConnectTimeout Duration          `yaml:"connect_timeout"`
-	// SIPHeaders are INVITE headers (X-...) passed to the bot as custom
-	// parameters.
+	// SilenceTimeout fails the agent (its on_failure runs) when the bot
+	// sends nothing for this long with none of its audio playing. Unset:
+	// 30s; 0 turns it off (a pointer tells the two apart).
+	SilenceTimeout *Duration `yaml:"silence_timeout"`
+	// SIPHeaders are INVITE headers (X-...) whose values the gateway reads
+	// from the caller's INVITE and passes to the bot as custom parameters.
 	SIPHeaders []string `yaml:"sip_headers"`
 }
 
@@ -311,6 +315,11 @@ func (c *Config) validate(file string, data []byte) ConfigErrors {
 			for k, v := range a.Headers {
 				if strings.ContainsAny(k+v, "\r\n") {
 					bad(path+".headers", "header %q must be one line", k)
+				}
+			}
+			for _, h := range a.SIPHeaders {
+				if h == "" || strings.ContainsAny(h, " \t:\r\n") {
+					bad(path+".sip_headers", "%q is not a SIP header name", h)
 				}
 			}
 		default:
