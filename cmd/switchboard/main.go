@@ -1,6 +1,6 @@
 // Command switchboard is the SIP gateway for AI voice agents: `run` starts
 // the gateway, `call` places a test call, `dialplan` checks and dry-runs
-// routing, `agent serve` runs the built-in WebSocket echo bot, `version`
+// routing, `agent serve` runs a built-in WebSocket bot, `version`
 // prints the build.
 package main
 
