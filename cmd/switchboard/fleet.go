@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/switchboard-voice/switchboard/agent"
 	"github.com/switchboard-voice/switchboard/dialplan"
 	"github.com/switchboard-voice/switchboard/store"
 )
@@ -98,8 +97,15 @@ func (f *fleet) close() {
 }
 
 func (f *fleet) record(c dialplan.CallSnapshot) store.CallRecord {
-	return store.CallRecord{ID: c.ID, Instance: f.st.Instance(), Trunk: c.Trunk, From: c.From, To: c.To,
+	rec := store.CallRecord{ID: c.ID, Instance: f.st.Instance(), Trunk: c.Trunk, From: c.From, To: c.To,
 		State: string(c.State), Rule: c.Rule, Agent: c.Agent, Transfer: c.Transfer, Started: c.Started, Updated: time.Now()}
+	for _, l := range c.Legs {
+		if l.CallID != "" {
+			rec.Legs = append(rec.Legs, l.CallID)
+		}
+		rec.LegInfo = append(rec.LegInfo, store.LegRecord{CallID: l.CallID, Role: l.Role, Target: l.Target, State: l.State})
+	}
+	return rec
 }
 
 func (f *fleet) callStarted(c dialplan.CallSnapshot) {
@@ -183,13 +189,12 @@ func (f *fleet) serveControl(ctx context.Context, exec *dialplan.Executor) {
 		case "hangup":
 			err = exec.Hangup(req.CallID, req.Args["reason"])
 		case "transfer":
-			err = exec.Transfer(req.CallID, agent.TransferRequest{Mode: agent.TransferMode(req.Args["mode"]),
-				Target: req.Args["target"], Context: req.Args["context"]})
+			err = exec.Transfer(req.CallID, transferRequest(req.Args))
 		default:
 			err = fmt.Errorf("unknown action %q", req.Action)
 		}
 		if err != nil {
-			return store.ControlReply{ID: req.ID, Error: err.Error()}
+			return store.ControlReply{ID: req.ID, Error: err.Error(), Code: refusalCode(err)}
 		}
 		return store.ControlReply{ID: req.ID, OK: true}
 	})
