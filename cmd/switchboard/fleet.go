@@ -8,7 +8,10 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/switchboard-voice/switchboard/dialplan"
 	"github.com/switchboard-voice/switchboard/store"
@@ -37,8 +40,12 @@ func openFleet(ctx context.Context, cfg *Config, log *slog.Logger) (*fleet, erro
 	}
 	f := &fleet{limits: cfg.Limits, failOpen: cfg.Store.OnOutage == "fail_open", log: log,
 		local: store.NewMemory(instance), work: make(chan func(context.Context), 4096), done: make(chan struct{})}
+	file, auto, stream := cfg.CDR.cdrSinks(cfg.Store.Type)
 	switch cfg.Store.Type {
 	case "redis":
+		// go-redis logs through a process-wide logger (swapped atomically
+		// in go-redis); ours takes its lines, in our format.
+		redis.SetLogger(redisLogger{log.With("component", "go-redis")})
 		url, _ := cfg.Store.URL.Value("")
 		r, err := store.NewRedis(ctx, store.RedisOptions{URL: url, Prefix: cfg.Store.Prefix, Instance: instance,
 			HeartbeatInterval: time.Duration(cfg.Store.Heartbeat), TTL: time.Duration(cfg.Store.TTL), Logger: log})
@@ -46,22 +53,46 @@ func openFleet(ctx context.Context, cfg *Config, log *slog.Logger) (*fleet, erro
 			return nil, fmt.Errorf("store: %w", err)
 		}
 		f.st, f.redis = r, r
-		if cfg.CDR.Stream {
+		if stream {
 			f.sinks = append(f.sinks, r)
 		}
 	default:
 		f.st = f.local
 	}
-	if cfg.CDR.File != "" {
-		sink, err := store.OpenJSONL(cfg.CDR.File, store.FsyncEachWrite)
-		if err != nil {
+	if file != "" {
+		sink, err := store.OpenJSONL(file, store.FsyncEachWrite)
+		switch {
+		case err != nil && auto:
+			// Not asked for by name: say so loudly, but run.
+			log.Error("CDRs are not recorded: the default CDR file cannot be opened; set cdr.file", "file", file, "error", err)
+			file = ""
+		case err != nil:
 			f.st.Close()
-			return nil, fmt.Errorf("cdr file: %w", err)
+			return nil, fmt.Errorf("cdr.file: %w", err)
+		default:
+			f.sinks = append(f.sinks, sink)
 		}
-		f.sinks = append(f.sinks, sink)
+	}
+	switch {
+	case len(f.sinks) == 0:
+		log.Warn("CDRs are not recorded: cdr.file is empty and there is no Redis stream")
+	default:
+		log.Info("CDRs", "file", file, "redis_stream", stream)
+	}
+	if cfg.Limits.RetryAfterSec != 0 {
+		log.Warn("limits.retry_after is ignored: no Retry-After is sent on limit refusals; remove it from the config")
 	}
 	go f.run()
 	return f, nil
+}
+
+// redisLogger hands go-redis' printf-style messages to slog at debug level:
+// they are mostly a failed dial per operation during an outage, which the
+// store reports once itself (redis unavailable, heartbeat failed).
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, strings.TrimSpace(fmt.Sprintf(format, v...)))
 }
 
 func (f *fleet) run() {
