@@ -121,6 +121,9 @@ func (g *gateway) adminHandler() (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin token: %w", err)
 	}
+	// The fleet's series are read when scraped, and /metrics is served
+	// here only.
+	g.metrics.watchFleet(g.fleet)
 	a := &adminServer{
 		log:           g.log,
 		token:         token,

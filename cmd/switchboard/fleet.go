@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -30,6 +31,8 @@ type fleet struct {
 	// work runs registry writes off the call goroutines, in order.
 	work chan func(context.Context)
 	done chan struct{}
+	// cdrErrors counts CDRs a sink refused, for metrics.
+	cdrErrors atomic.Uint64
 }
 
 func openFleet(ctx context.Context, cfg *Config, log *slog.Logger) (*fleet, error) {
@@ -159,7 +162,10 @@ func (f *fleet) callEnded(c dialplan.CallSnapshot, cdr dialplan.CDR) {
 	}
 	if len(f.sinks) > 0 {
 		// The Redis sink queues (bounded, retried); the file sink appends.
-		f.warn("write cdr", f.sinks.Write(context.Background(), body))
+		if err := f.sinks.Write(context.Background(), body); err != nil {
+			f.cdrErrors.Add(1)
+			f.warn("write cdr", err)
+		}
 	}
 }
 
