@@ -16,8 +16,10 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -249,11 +251,21 @@ func fleetNum(ev map[string]any, key string) float64 {
 
 // fleetCallView is one entry of the admin API's GET /calls.
 type fleetCallView struct {
-	ID       string `json:"id"`
-	Instance string `json:"instance"`
-	From     string `json:"from"`
-	To       string `json:"to"`
-	State    string `json:"state"`
+	ID       string         `json:"id"`
+	Instance string         `json:"instance"`
+	From     string         `json:"from"`
+	To       string         `json:"to"`
+	State    string         `json:"state"`
+	Transfer string         `json:"transfer"`
+	Legs     []fleetLegView `json:"legs"`
+}
+
+// fleetLegView is one leg of a call in GET /calls.
+type fleetLegView struct {
+	CallID string `json:"call_id"`
+	Role   string `json:"role"`
+	Target string `json:"target"`
+	State  string `json:"state"`
 }
 
 var fleetHTTP = &http.Client{Timeout: 5 * time.Second}
@@ -285,12 +297,41 @@ func fleetListCalls(t *testing.T, gw *harness.Gateway) ([]fleetCallView, int) {
 		return nil, code
 	}
 	var v struct {
-		Calls []fleetCallView `json:"calls"`
+		Calls   []fleetCallView `json:"calls"`
+		Partial bool            `json:"partial"`
 	}
 	if err := json.Unmarshal(body, &v); err != nil {
 		t.Fatalf("GET /calls: %v: %s", err, body)
 	}
+	if v.Partial {
+		return v.Calls, fleetPartial
+	}
 	return v.Calls, code
+}
+
+// fleetPartial is fleetListCalls's code for a 200 that says "partial": the
+// registry was unreachable and the calls are the instance's own.
+const fleetPartial = 299
+
+// fleetWaitCall polls gw's GET /calls until call id is listed and cond
+// holds for it, and returns it.
+func fleetWaitCall(t *testing.T, gw *harness.Gateway, id, what string, timeout time.Duration, cond func(fleetCallView) bool) fleetCallView {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last fleetCallView
+	for {
+		calls, code := fleetListCalls(t, gw)
+		if v, ok := fleetFindCall(calls, id); ok && code == http.StatusOK {
+			if cond(v) {
+				return v
+			}
+			last = v
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET /calls on %s: call %s not %s within %v; last seen %+v", gw.AdminAddr, id, what, timeout, last)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func fleetFindCall(calls []fleetCallView, id string) (fleetCallView, bool) {
@@ -817,4 +858,195 @@ func TestRedisOutageKeepsCallsAndCDR(t *testing.T) {
 	}
 	// Nothing of the call stays behind in the registry once Redis is back.
 	fleetWaitListed(t, gw, id, false, 3*time.Second)
+}
+
+// fleetHuman runs SIPp as the human a warm transfer dials, with scenario,
+// on a free port; it returns the target URI and a channel that gets SIPp's
+// exit code and output. SIPp's message log goes to msgLog when set.
+func fleetHuman(t *testing.T, scenario, msgLog string) (string, <-chan string, <-chan int) {
+	t.Helper()
+	port := harness.FreeUDPPort(t)
+	mediaMin, _ := harness.FreeUDPPortRange(t, 4)
+	args := []string{"-sf", harness.ScenarioPath(t, scenario), "-i", "127.0.0.1", "-p", strconv.Itoa(port),
+		"-mp", strconv.Itoa(mediaMin), "-m", "1", "-rtp_echo", "-timeout", "40s", "-timeout_error", "-trace_err", "-bind_local"}
+	if msgLog != "" {
+		args = append(args, "-trace_msg", "-message_file", msgLog)
+	}
+	out, code := make(chan string, 1), make(chan int, 1)
+	go func() {
+		stdout, _, c := harness.RunSIPp(t, t.Context(), args...)
+		out <- lastLines(stdout, 30)
+		code <- c
+	}()
+	return "sip:human@127.0.0.1:" + strconv.Itoa(port), out, code
+}
+
+// TestFleetWarmTransferInRegistry: while a bot's warm transfer runs, the
+// fleet registry (GET /calls, read from Redis, and `switchboard calls`)
+// shows the call transferring, the caller on hold, and the human's leg with
+// its target and state; after the bridge both legs are bridged; the CDR in
+// the stream has the completed transfer.
+func TestFleetWarmTransferInRegistry(t *testing.T) {
+	fleetSkipShort(t)
+	harness.SIPpPath(t)
+	t.Parallel()
+	rdb, prefix := fleetRedis(t)
+	target, sippOut, sippCode := fleetHuman(t, "uas_human_answer.xml", "")
+
+	briefing, bridgeNow := make(chan struct{}), make(chan struct{})
+	bot := newScriptBot(t, func(ctx context.Context, c *botConn) error {
+		time.Sleep(300 * time.Millisecond)
+		if err := c.send(ctx, map[string]any{"event": "transfer", "streamSid": c.Start.StreamSid,
+			"transfer": map[string]any{"mode": "warm", "target": target, "context": "billing question"}}); err != nil {
+			return err
+		}
+		states, _, err := transferStates(ctx, c)
+		if err != nil {
+			return err
+		}
+		if states[len(states)-1] != "answered" {
+			return fmt.Errorf("transfer states %v, want answered", states)
+		}
+		close(briefing)
+		select {
+		case <-bridgeNow:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if err := c.send(ctx, map[string]any{"event": "bridge", "streamSid": c.Start.StreamSid}); err != nil {
+			return err
+		}
+		if states, _, err = transferStates(ctx, c); err != nil {
+			return err
+		}
+		if states[len(states)-1] != "completed" {
+			return fmt.Errorf("after bridge: states %v, want completed", states)
+		}
+		return nil
+	})
+	gw := harness.StartGateway(t, wsGatewayConfig(t, bot.URL, "transfer:\n  allow: ['@127.0.0.1']\n"+
+		strings.Replace(fleetStoreConfig("redis://"+fleetRedisAddr+"/0", prefix), "cdr:\n  redis_stream: true\n", "", 1)))
+	caller := startFleetCaller(t, "caller", gw, fleetNumber, 8*time.Second, "--from", "+15550100001")
+	id, _ := caller.waitEvent(t, "answered", 10*time.Second)["call_id"].(string)
+
+	select {
+	case <-briefing:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the human never answered the transfer; sipp:\n%s", <-sippOut)
+	}
+	v := fleetWaitCall(t, gw, id, "briefing", 3*time.Second, func(v fleetCallView) bool {
+		return len(v.Legs) == 2 && v.Legs[1].State == "briefing"
+	})
+	if v.State != "transferring" || v.Transfer != "warm "+target+": briefing" {
+		t.Errorf("call during the briefing: state %q transfer %q, want transferring, %q", v.State, v.Transfer, "warm "+target+": briefing")
+	}
+	if l := v.Legs[0]; l != (fleetLegView{CallID: id, Role: "caller", State: "on_hold"}) {
+		t.Errorf("caller's leg during the briefing = %+v", l)
+	}
+	if l := v.Legs[1]; l.Role != "transfer" || l.Target != target || l.CallID == "" || l.CallID == id {
+		t.Errorf("human's leg during the briefing = %+v, want role transfer, target %s and its own call-id", l, target)
+	}
+	out, err := exec.CommandContext(t.Context(), harness.BuildBinary(t), "calls", "--admin", "http://"+gw.AdminAddr).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "TRANSFER") || !strings.Contains(string(out), "warm "+target+": briefing") {
+		t.Errorf("switchboard calls during the briefing (%v):\n%s", err, out)
+	}
+
+	close(bridgeNow)
+	v = fleetWaitCall(t, gw, id, "bridged", 5*time.Second, func(v fleetCallView) bool {
+		return v.State == "bridged" && len(v.Legs) == 2 && v.Legs[1].State == "bridged"
+	})
+	if v.Legs[0].State != "bridged" || v.Transfer != "warm "+target+": completed" {
+		t.Errorf("bridged call = %+v", v)
+	}
+
+	if err := caller.wait(t, 20*time.Second); err != nil {
+		t.Errorf("caller: %v\n%s", err, caller.output())
+	}
+	if c := bot.next(t, 5*time.Second); c.scriptErr != nil {
+		t.Errorf("bot script: %v", c.scriptErr)
+	}
+	if code := <-sippCode; code != 0 {
+		t.Errorf("sipp (human) exit %d:\n%s", code, <-sippOut)
+	}
+	cdr, n := fleetCDRFor(fleetWaitCDRs(t, rdb, prefix, 1, 5*time.Second), id)
+	transfers, _ := cdr["transfers"].([]any)
+	if n != 1 || len(transfers) != 1 {
+		t.Fatalf("CDR of the call = %v (%d records), want one with one transfer", cdr, n)
+	}
+	if tr, _ := transfers[0].(map[string]any); tr["mode"] != "warm" || tr["target"] != target || tr["outcome"] != "completed" || fleetNum(tr, "sip_code") != 200 {
+		t.Errorf("CDR transfer = %v, want warm to %s, completed 200", tr, target)
+	}
+	fleetWaitListed(t, gw, id, false, 3*time.Second)
+}
+
+// TestFleetTransferAcrossInstances: transfer requests sent to gateway A for
+// a call that gateway B runs are carried out by B, headers included, and B's
+// answer comes back through A: 404 for no such call, 403 for a target off
+// the allowlist, 400 for a bad target or header, 202 for an accepted one,
+// then 409 while it runs. A's registry shows B's call transferring, and back
+// with the caller when the human does not answer.
+func TestFleetTransferAcrossInstances(t *testing.T) {
+	fleetSkipShort(t)
+	harness.SIPpPath(t)
+	t.Parallel()
+	_, prefix := fleetRedis(t)
+	msgLog := filepath.Join(t.TempDir(), "human.log")
+	target, sippOut, sippCode := fleetHuman(t, "uas_human_noanswer.xml", msgLog)
+	cfg := fleetStoreConfig("redis://"+fleetRedisAddr+"/0", prefix) + "transfer:\n  allow: ['@127.0.0.1']\n  answer_timeout: 4s\n"
+	a := startFleetGateway(t, cfg)
+	b := startFleetGateway(t, cfg)
+	instB := fleetInstance(t, b)
+
+	call := startFleetCaller(t, "call on B", b, fleetNumber, 15*time.Second, "--from", "+15550100001")
+	id, _ := call.waitEvent(t, "answered", 10*time.Second)["call_id"].(string)
+	fleetWaitListed(t, a, id, true, 3*time.Second)
+	path := "/calls/" + url.PathEscape(id) + "/transfer"
+	for _, tc := range []struct {
+		name, path, body string
+		code             int
+		contains         string
+	}{
+		{"no such call", "/calls/no-such-call/transfer", `{"mode":"warm","target":"` + target + `"}`, 404, "no such call"},
+		{"target off the allowlist", path, `{"mode":"warm","target":"sip:someone@192.0.2.1"}`, 403, "instance " + instB},
+		{"not a target", path, `{"mode":"warm","target":"ftp://x"}`, 400, "bad transfer request"},
+		{"header with CRLF, checked by the owner", path, `{"mode":"warm","target":"` + target + `","headers":{"X-Ticket":"42\r\nInjected: 1"}}`, 400, "X-Ticket"},
+		{"accepted", path, `{"mode":"warm","target":"` + target + `","context":"billing question","headers":{"X-Ticket":"42"}}`, 202, "accepted"},
+		{"one at a time", path, `{"mode":"warm","target":"` + target + `"}`, 409, "already in progress"},
+	} {
+		code, body := fleetAdmin(t, a, http.MethodPost, tc.path, tc.body)
+		if code != tc.code || !strings.Contains(string(body), tc.contains) {
+			t.Errorf("%s: POST %s on A = %d %s, want %d containing %q", tc.name, tc.path, code, body, tc.code, tc.contains)
+		}
+	}
+	v := fleetWaitCall(t, a, id, "transferring", 3*time.Second, func(v fleetCallView) bool {
+		return v.State == "transferring" && len(v.Legs) == 2
+	})
+	if l := v.Legs[1]; l.Role != "transfer" || l.Target != target || (l.State != "dialing" && l.State != "ringing") {
+		t.Errorf("A's view of B's transfer leg = %+v, want dialing or ringing %s", l, target)
+	}
+	if v.Instance != instB || v.Legs[0].State != "on_hold" {
+		t.Errorf("A's view of the call = %+v", v)
+	}
+	// answer_timeout (4 s) passes: the caller is back with the agent.
+	v = fleetWaitCall(t, a, id, "back with the agent", 8*time.Second, func(v fleetCallView) bool {
+		return v.State == "answered" && len(v.Legs) == 1
+	})
+	if v.Transfer != "warm "+target+": failed" {
+		t.Errorf("transfer summary after no answer = %q", v.Transfer)
+	}
+	select {
+	case code := <-sippCode:
+		if code != 0 {
+			t.Errorf("sipp (human) exit %d: the INVITE lacked the caller id or context, or no CANCEL came:\n%s", code, <-sippOut)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("sipp (human) still running")
+	}
+	if log, err := os.ReadFile(msgLog); err != nil || !strings.Contains(string(log), "X-Ticket: 42") {
+		t.Errorf("the human's INVITE lacks the request's header X-Ticket: 42 (%v)", err)
+	}
+	if code, body := fleetAdmin(t, a, http.MethodPost, "/calls/"+url.PathEscape(id)+"/hangup", ""); code != http.StatusAccepted {
+		t.Errorf("hangup through A = %d %s", code, body)
+	}
+	call.waitEvent(t, "ended", 5*time.Second)
 }
