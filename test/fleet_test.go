@@ -12,8 +12,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
@@ -1049,4 +1051,118 @@ func TestFleetTransferAcrossInstances(t *testing.T) {
 		t.Errorf("hangup through A = %d %s", code, body)
 	}
 	call.waitEvent(t, "ended", 5*time.Second)
+}
+
+// TestFleetCDRDefaults: with no cdr section at all, every call's record
+// goes to the Redis stream when the store is Redis (and no file is
+// written), and to cdr.jsonl next to the config otherwise. The record has
+// ids, trunk, from and to, invite/answer/end times, the end reason and who
+// hung up, the rule, actions and agent, the digits, the transfers and the
+// RTP summary.
+func TestFleetCDRDefaults(t *testing.T) {
+	fleetSkipShort(t)
+	for _, tc := range []struct {
+		name  string
+		redis bool
+	}{
+		{"memory store: cdr.jsonl next to the config", false},
+		{"redis store: the stream", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			extra := limitTrunk
+			var rdb *redis.Client
+			var prefix string
+			if tc.redis {
+				rdb, prefix = fleetRedis(t)
+				extra += fmt.Sprintf("store:\n  type: redis\n  url: redis://%s/0\n  prefix: %q\n", fleetRedisAddr, prefix)
+			}
+			gw := startFleetGateway(t, extra)
+			const callLen = 3 * time.Second
+			call := startFleetCaller(t, "call", gw, fleetNumber, callLen, "--from", "+15550100001", "--dtmf", "1@1s,#@1500ms")
+			id, _ := call.waitEvent(t, "answered", 10*time.Second)["call_id"].(string)
+			// transfer.allow is empty: refused, and recorded as a failed transfer.
+			if code, body := fleetAdmin(t, gw, http.MethodPost, "/calls/"+url.PathEscape(id)+"/transfer", `{"target":"sip:someone@192.0.2.1"}`); code != http.StatusForbidden {
+				t.Errorf("transfer off the allowlist = %d %s, want 403", code, body)
+			}
+			if err := call.wait(t, callLen+10*time.Second); err != nil {
+				t.Fatalf("call: %v\n%s", err, call.output())
+			}
+
+			file := filepath.Join(filepath.Dir(gw.ConfigPath), "cdr.jsonl")
+			var cdr map[string]any
+			n := 0
+			if tc.redis {
+				cdr, n = fleetCDRFor(fleetWaitCDRs(t, rdb, prefix, 1, 5*time.Second), id)
+				if _, err := os.Stat(file); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("%s exists (%v): the stream takes the records, no file by default", file, err)
+				}
+			} else {
+				deadline := time.Now().Add(5 * time.Second)
+				for n == 0 && time.Now().Before(deadline) {
+					time.Sleep(100 * time.Millisecond)
+					b, _ := os.ReadFile(file)
+					for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+						var rec map[string]any
+						if json.Unmarshal([]byte(line), &rec) == nil && rec["call_id"] == id {
+							cdr = rec
+							n++
+						}
+					}
+				}
+			}
+			if n != 1 {
+				t.Fatalf("%d records of call %s, want 1", n, id)
+			}
+			t.Logf("CDR: %v", cdr)
+			fleetCheckFullCDR(t, cdr, id, fleetInstance(t, gw), callLen)
+		})
+	}
+}
+
+// fleetCheckFullCDR checks every field of TestFleetCDRDefaults's call.
+func fleetCheckFullCDR(t *testing.T, cdr map[string]any, id, instance string, callLen time.Duration) {
+	t.Helper()
+	str := func(k string) string { s, _ := cdr[k].(string); return s }
+	for k, want := range map[string]string{"call_id": id, "instance": instance, "trunk": "carrier",
+		"end_reason": "remote_bye", "hung_up_by": "caller", "rule": "default", "agent": "echo", "digits": "1#"} {
+		if str(k) != want {
+			t.Errorf("CDR %s = %q, want %q", k, str(k), want)
+		}
+	}
+	if !strings.Contains(str("from"), "+15550100001") || !strings.Contains(str("to"), fleetNumber) || str("source") == "" {
+		t.Errorf("CDR from %q to %q source %q", str("from"), str("to"), str("source"))
+	}
+	var at [3]time.Time
+	for i, k := range []string{"invite_at", "answer_at", "end_at"} {
+		var err error
+		if at[i], err = time.Parse(time.RFC3339Nano, str(k)); err != nil {
+			t.Errorf("CDR %s = %q: %v", k, str(k), err)
+		}
+	}
+	if at[1].Before(at[0]) || at[2].Before(at[1]) || fleetNum(cdr, "setup_ms") <= 0 {
+		t.Errorf("CDR times invite %v, answer %v, end %v, setup %v ms: out of order", at[0], at[1], at[2], cdr["setup_ms"])
+	}
+	if d := fleetNum(cdr, "duration_s"); d < callLen.Seconds()-0.3 || d > callLen.Seconds()+2 {
+		t.Errorf("CDR duration_s = %v, want about %v", d, callLen.Seconds())
+	}
+	if got := fmt.Sprint(cdr["actions"]); got != "[answer agent echo]" {
+		t.Errorf("CDR actions = %s, want [answer agent echo]", got)
+	}
+	transfers, _ := cdr["transfers"].([]any)
+	if len(transfers) != 1 {
+		t.Errorf("CDR transfers = %v, want the refused one", cdr["transfers"])
+	} else if tr, _ := transfers[0].(map[string]any); tr["mode"] != "cold" || tr["target"] != "sip:someone@192.0.2.1" || tr["outcome"] != "failed" {
+		t.Errorf("CDR transfer = %v, want cold to sip:someone@192.0.2.1, failed", tr)
+	}
+	md, _ := cdr["media"].(map[string]any)
+	if md == nil {
+		t.Fatalf("CDR without media: %v", cdr)
+	}
+	_, hasLost := md["packets_lost"]
+	_, hasJitter := md["jitter_ms"]
+	if md["codec"] != "PCMU" || fleetNum(md, "packets_received") < 120 || fleetNum(md, "packets_sent") < 120 ||
+		!hasLost || fleetNum(md, "packets_lost") > 5 || !hasJitter {
+		t.Errorf("CDR media = %v, want PCMU, ~150 packets each way, loss and jitter", md)
+	}
 }
