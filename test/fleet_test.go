@@ -3,7 +3,7 @@ package test
 // Fleet, drain and store-outage tests: gateways sharing call state through
 // the Redis at 127.0.0.1:6379 (each test under its own key prefix, deleted
 // at the end), graceful drain on SIGTERM, and a Redis outage in the middle
-// of a call (through a TCP proxy the test cuts and restores).
+// of calls (a redis-server of the test's own, killed and restarted empty).
 
 import (
 	"bufio"
@@ -798,68 +798,126 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	}
 }
 
-// TestRedisOutageKeepsCallsAndCDR: Redis going away in the middle of a call
-// leaves the call alone, and its CDR reaches the stream once Redis is back.
+// TestRedisOutageKeepsCallsAndCDR: the gateway's Redis (a redis-server of
+// the test's own) is killed during two calls and started again empty. The
+// calls go on; with on_outage: refuse a new call gets 503 and /ready says
+// 503; GET /calls lists this instance's calls, marked partial. The call
+// that ended meanwhile and the refused one reach the CDR stream once Redis
+// is back; the gateway reconnects by itself, writes its registry again,
+// reloads its scripts after NOSCRIPT (the lost limit slot is reported) and
+// admits calls again.
 func TestRedisOutageKeepsCallsAndCDR(t *testing.T) {
 	fleetSkipShort(t)
 	t.Parallel()
-	rdb, prefix := fleetRedis(t)
-	proxy := harness.NewTCPProxy(t, fleetRedisAddr)
-	cfg := fleetStoreConfig("redis://"+proxy.Addr()+"/0", prefix) + "limits:\n  max_calls: 5\n"
+	srv := harness.StartRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, DialTimeout: time.Second, ReadTimeout: time.Second, MaxRetries: 1})
+	t.Cleanup(func() { _ = rdb.Close() })
+	const prefix = "sbtest:outage:" // the server is the test's own, and dies with it
+	cfg := strings.Replace(fleetStoreConfig("redis://"+srv.Addr+"/0", prefix), "cdr:", "  on_outage: refuse\ncdr:", 1) +
+		"limits:\n  max_calls: 2\n"
 	gw := startFleetGateway(t, cfg)
+	ready := func() int { code, _ := fleetAdmin(t, gw, http.MethodGet, "/ready", ""); return code }
+	waitReady := func(want int, what string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for ready() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("GET /ready not %d %s", want, what)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 
-	const callLen = 3 * time.Second
-	call := startFleetCaller(t, "call", gw, fleetNumber, callLen)
-	id, _ := call.waitEvent(t, "answered", 10*time.Second)["call_id"].(string)
-	fleetWaitListed(t, gw, id, true, 3*time.Second) // registered while Redis is up
-	proxy.SetCut(true)
-	t.Log("redis cut")
+	const longLen, shortLen = 10 * time.Second, 3 * time.Second
+	long := startFleetCaller(t, "long call", gw, fleetNumber, longLen)
+	short := startFleetCaller(t, "short call", gw, fleetNumber, shortLen)
+	longID, _ := long.waitEvent(t, "answered", 10*time.Second)["call_id"].(string)
+	shortID, _ := short.waitEvent(t, "answered", 10*time.Second)["call_id"].(string)
+	fleetWaitListed(t, gw, longID, true, 3*time.Second)
+	fleetWaitListed(t, gw, shortID, true, 3*time.Second)
+
+	pid := srv.PID()
+	srv.Kill(t)
+	t.Logf("redis-server (pid %d) killed", pid)
 	gw.Logs.WaitFor(t, 5*time.Second, func(e harness.Entry) bool {
 		return e.Msg() == "redis unavailable" || e.Msg() == "redis unreachable"
 	})
+	waitReady(http.StatusServiceUnavailable, "during the outage (on_outage: refuse)")
+	calls, code := fleetListCalls(t, gw)
+	if _, ok := fleetFindCall(calls, longID); code != fleetPartial || !ok {
+		t.Errorf("GET /calls during the outage = %d %+v, want this instance's calls marked partial", code, calls)
+	}
+	refused := startFleetCaller(t, "call during the outage", gw, fleetNumber, time.Second)
+	if err := refused.wait(t, 10*time.Second); err == nil {
+		t.Errorf("call during the outage: switchboard call exited 0:\n%s", refused.output())
+	}
+	if failed, ok := refused.event("failed"); !ok || !strings.Contains(fmt.Sprint(failed["error"]), "503") {
+		t.Errorf("call during the outage: want a failed event with 503; output:\n%s", refused.output())
+	}
+	refusedEnd := gw.Logs.WaitFor(t, 5*time.Second, func(e harness.Entry) bool {
+		return e.Msg() == "call ended" && e.Int("status") == 503
+	})
+	if err := short.wait(t, shortLen+10*time.Second); err != nil {
+		t.Fatalf("short call: %v\n%s", err, short.output())
+	}
+	gw.Logs.WaitFor(t, 5*time.Second, func(e harness.Entry) bool {
+		return e.Msg() == "call ended" && e.Str("call_id") == shortID
+	})
+	if code, _ := fleetAdmin(t, gw, http.MethodGet, "/health", ""); code != http.StatusOK {
+		t.Errorf("GET /health during the outage = %d", code)
+	}
 
-	if err := call.wait(t, callLen+10*time.Second); err != nil {
-		t.Fatalf("call: %v\n%s", err, call.output())
+	srv.Restart(t) // empty: no keys, no scripts
+	restarted := time.Now()
+	waitReady(http.StatusOK, "after redis came back")
+	t.Logf("ready again %v after redis restarted", time.Since(restarted).Round(time.Millisecond))
+	cdrs := fleetWaitCDRs(t, rdb, prefix, 2, 8*time.Second)
+	t.Logf("the outage's CDRs in the stream %v after redis restarted", time.Since(restarted).Round(time.Millisecond))
+	fleetWaitListed(t, gw, longID, true, 3*time.Second) // written again by the heartbeat
+	gw.Logs.WaitFor(t, 3*time.Second, func(e harness.Entry) bool {
+		return e.Msg() == "limit slots expired while redis was unreachable; call continues uncounted" && e.Str("call_id") == longID
+	})
+	after := startFleetCaller(t, "call after the restart", gw, fleetNumber, time.Second)
+	afterID, _ := after.waitEvent(t, "answered", 10*time.Second)["call_id"].(string)
+	if err := after.wait(t, 10*time.Second); err != nil {
+		t.Errorf("call after the restart: %v\n%s", err, after.output())
 	}
-	ended, _ := call.event("ended")
-	if ended["reason"] != "local_hangup" || fleetNum(ended, "duration_ms") < float64((callLen-100*time.Millisecond).Milliseconds()) {
-		t.Errorf("caller's ended event = %v, want local_hangup after the full %v", ended, callLen)
-	}
-	if recv := fleetNum(ended, "rtp_received"); recv < 120 {
-		t.Errorf("caller received %v RTP packets, want ~150 for %v (media must not depend on Redis)", recv, callLen)
-	}
-	end := gw.Logs.WaitFor(t, 5*time.Second, harness.MsgIs("call ended"))
-	if end.Str("reason") != "remote_bye" {
-		t.Errorf("gateway's call ended line = %s", end.Line())
-	}
-	// The CDR waits in the gateway's buffer while Redis is away.
-	time.Sleep(300 * time.Millisecond)
-	if cdrs := fleetCDRs(t, rdb, prefix); len(cdrs) != 0 {
-		t.Fatalf("CDR stream already holds %v while the proxy is cut (test broken?)", cdrs)
-	}
-	if code, body := fleetAdmin(t, gw, http.MethodGet, "/health", ""); code != http.StatusOK {
-		t.Errorf("GET /health during the outage = %d %s", code, body)
-	}
-	// For the record (not asserted: the policy is open): what /ready and
-	// GET /calls say while Redis is away.
-	readyCode, readyBody := fleetAdmin(t, gw, http.MethodGet, "/ready", "")
-	callsCode, callsBody := fleetAdmin(t, gw, http.MethodGet, "/calls", "")
-	t.Logf("during the outage: GET /ready = %d %s; GET /calls = %d %s", readyCode, bytes.TrimSpace(readyBody), callsCode, bytes.TrimSpace(callsBody))
 
-	proxy.SetCut(false)
-	restored := time.Now()
-	cdrs := fleetWaitCDRs(t, rdb, prefix, 1, 8*time.Second)
-	t.Logf("CDR in the stream %v after redis came back", time.Since(restored).Round(time.Millisecond))
-	cdr, n := fleetCDRFor(cdrs, id)
-	if n != 1 || len(cdrs) != 1 {
-		t.Fatalf("stream after the outage = %v, want one CDR for call %s", cdrs, id)
+	if err := long.wait(t, longLen+10*time.Second); err != nil {
+		t.Fatalf("long call: %v\n%s", err, long.output())
 	}
-	fleetCheckCDR(t, "call", cdr, fleetInstance(t, gw), "remote_bye", "caller", 120)
-	if d := fleetNum(cdr, "duration_s"); d < callLen.Seconds()-0.2 {
-		t.Errorf("CDR duration_s = %v, want about %v", d, callLen.Seconds())
+	ended, _ := long.event("ended")
+	if ended["reason"] != "local_hangup" || fleetNum(ended, "duration_ms") < float64((longLen-100*time.Millisecond).Milliseconds()) {
+		t.Errorf("long call's ended event = %v, want local_hangup after the full %v", ended, longLen)
 	}
-	// Nothing of the call stays behind in the registry once Redis is back.
-	fleetWaitListed(t, gw, id, false, 3*time.Second)
+	if recv := fleetNum(ended, "rtp_received"); recv < 400 {
+		t.Errorf("long call received %v RTP packets, want ~500 for %v (media must not depend on Redis)", recv, longLen)
+	}
+
+	fleetWaitCDRs(t, rdb, prefix, 4, 5*time.Second)
+	time.Sleep(300 * time.Millisecond) // a duplicate would show up here
+	cdrs = fleetCDRs(t, rdb, prefix)
+	if len(cdrs) != 4 {
+		t.Errorf("CDR stream holds %d records, want 4: %v", len(cdrs), cdrs)
+	}
+	inst := fleetInstance(t, gw)
+	for _, c := range []struct {
+		what, id, reason, by string
+		minPackets           float64
+	}{
+		{"short call (ended during the outage)", shortID, "remote_bye", "caller", 120},
+		{"call refused during the outage", refusedEnd.Str("call_id"), "limit", "gateway", 0},
+		{"call after the restart", afterID, "remote_bye", "caller", 25},
+		{"long call (through the outage)", longID, "remote_bye", "caller", 400},
+	} {
+		cdr, n := fleetCDRFor(cdrs, c.id)
+		if n != 1 {
+			t.Errorf("%s (%s): %d CDRs, want 1", c.what, c.id, n)
+			continue
+		}
+		fleetCheckCDR(t, c.what, cdr, inst, c.reason, c.by, c.minPackets)
+	}
+	fleetWaitListed(t, gw, longID, false, 3*time.Second)
 }
 
 // fleetHuman runs SIPp as the human a warm transfer dials, with scenario,
