@@ -670,6 +670,9 @@ func TestFleetKilledInstanceVanishes(t *testing.T) {
 	if gone.Int("calls") != 1 {
 		t.Errorf("B's report of A's death = %s, want calls 1", gone.Line())
 	}
+	if n := b.Metrics(t)["switchboard_fleet_instances_reaped_total"]; n != 1 {
+		t.Errorf("B's switchboard_fleet_instances_reaped_total = %v, want 1", n)
+	}
 	deadline := time.Now().Add(5 * time.Second)
 	for !a.Exited() && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
@@ -866,6 +869,8 @@ func TestRedisOutageKeepsCallsAndCDR(t *testing.T) {
 	if code, _ := fleetAdmin(t, gw, http.MethodGet, "/health", ""); code != http.StatusOK {
 		t.Errorf("GET /health during the outage = %d", code)
 	}
+	waitMetric(t, gw, "switchboard_cdr_buffered", 2, 2) // the short call's and the refused one's
+	waitMetric(t, gw, "switchboard_store_up", 0, 0)
 
 	srv.Restart(t) // empty: no keys, no scripts
 	restarted := time.Now()
@@ -918,6 +923,11 @@ func TestRedisOutageKeepsCallsAndCDR(t *testing.T) {
 		fleetCheckCDR(t, c.what, cdr, inst, c.reason, c.by, c.minPackets)
 	}
 	fleetWaitListed(t, gw, longID, false, 3*time.Second)
+	m := gw.Metrics(t)
+	if m["switchboard_store_up"] != 1 || m["switchboard_cdr_buffered"] != 0 || m["switchboard_cdr_dropped_total"] != 0 {
+		t.Errorf("after the outage: store_up %v, cdr_buffered %v, cdr_dropped_total %v; want 1, 0, 0",
+			m["switchboard_store_up"], m["switchboard_cdr_buffered"], m["switchboard_cdr_dropped_total"])
+	}
 }
 
 // fleetHuman runs SIPp as the human a warm transfer dials, with scenario,
