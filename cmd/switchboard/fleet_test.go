@@ -183,3 +183,18 @@ func TestPrintCallsShowsTransfer(t *testing.T) {
 		t.Errorf("stderr = %q", errOut.String())
 	}
 }
+
+// TestRedisLoggerWritesSlog: go-redis' printf-style lines become slog
+// records of ours (debug level: the store reports outages itself).
+func TestRedisLoggerWritesSlog(t *testing.T) {
+	var buf strings.Builder
+	l := redisLogger{slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})).With("component", "go-redis")}
+	l.Printf(context.Background(), "redis: connection pool: failed to dial after %d attempts: %s\n", 1, "connection refused")
+	var rec map[string]any
+	if err := json.Unmarshal([]byte(buf.String()), &rec); err != nil {
+		t.Fatalf("not one JSON record: %q", buf.String())
+	}
+	if rec["level"] != "DEBUG" || rec["component"] != "go-redis" || rec["msg"] != "redis: connection pool: failed to dial after 1 attempts: connection refused" {
+		t.Errorf("record = %v", rec)
+	}
+}
