@@ -84,7 +84,7 @@ func (rt *callRuntime) warm(ctx context.Context, cm *callMedia, session agent.Li
 	tell(agent.TransferStatus{State: agent.TransferAnswered, Code: 200})
 	step := LegBriefing
 	if !brief {
-		step = "answered"
+		step = string(StateAnswered)
 	}
 	rt.transferStep(string(req.Mode), req.Target, step, &LegSnapshot{CallID: human.Call.CallID, Role: LegTransfer, Target: req.Target, State: step})
 	if brief {
