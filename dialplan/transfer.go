@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -11,6 +12,17 @@ import (
 	"github.com/switchboard-voice/switchboard/media"
 	"github.com/switchboard-voice/switchboard/sip"
 	"github.com/switchboard-voice/switchboard/transfer"
+)
+
+// Refusals of a transfer request, before anything is dialled. Callers (the
+// admin API, another instance asking for its owner) tell them apart with
+// errors.Is, as they do transfer.ErrNotAllowed and
+// agent.ErrTransferUnavailable.
+var (
+	// ErrTransferBusy: the call has a transfer in progress already.
+	ErrTransferBusy = errors.New("a transfer is already in progress")
+	// ErrBadTransfer: the target or a custom header is malformed.
+	ErrBadTransfer = errors.New("bad transfer request")
 )
 
 // errHandedOver ends an agent whose caller now talks to someone else (a
@@ -74,7 +86,7 @@ func (rt *callRuntime) Transfer(ctx context.Context, t TransferRequest) error {
 	if svc == nil {
 		return fmt.Errorf("transfer to %s: %w", t.Target, agent.ErrTransferUnavailable)
 	}
-	target, err := svc.Resolve(t.Target, rt.call.Trunk)
+	target, err := rt.resolve(svc, t.Target, t.Headers)
 	if err != nil {
 		rt.logTransfer(t.Mode, t.Target, transfer.StateFailed, 0, time.Now())
 		return err
@@ -83,9 +95,9 @@ func (rt *callRuntime) Transfer(ctx context.Context, t TransferRequest) error {
 		return err
 	}
 	if !rt.xf.begin() {
-		return errors.New("a transfer is already in progress")
+		return ErrTransferBusy
 	}
-	defer rt.xf.done()
+	defer rt.transferOver()
 	req := agent.TransferRequest{Mode: agent.TransferMode(t.Mode), Target: t.Target, Headers: t.Headers}
 	if t.Mode == "cold" {
 		err := rt.cold(ctx, target, req, nil)
@@ -103,12 +115,29 @@ func (rt *callRuntime) Transfer(ctx context.Context, t TransferRequest) error {
 	return rt.bridgeUntilEnd(ctx, human)
 }
 
+// resolve checks a transfer request before anything is dialled: the custom
+// headers, and the target against the allowlist. A refused target wraps
+// transfer.ErrNotAllowed, anything malformed ErrBadTransfer.
+func (rt *callRuntime) resolve(svc *transfer.Service, raw string, headers map[string]string) (transfer.Target, error) {
+	for name, v := range headers {
+		if name == "" || strings.ContainsAny(name, " :\r\n\t") || sip.CheckHeaderValue(v) != nil {
+			return transfer.Target{}, fmt.Errorf("%w: header %q is not valid", ErrBadTransfer, name)
+		}
+	}
+	t, err := svc.Resolve(raw, rt.call.Trunk)
+	if err != nil && !errors.Is(err, transfer.ErrNotAllowed) {
+		err = fmt.Errorf("%w: %w", ErrBadTransfer, err)
+	}
+	return t, err
+}
+
 // cold sends REFER and, on success, leaves the call with BYE.
 func (rt *callRuntime) cold(ctx context.Context, target transfer.Target, req agent.TransferRequest, tell func(agent.TransferStatus)) error {
 	svc := rt.e.env.Transfers
 	started := time.Now()
+	rt.transferStep("cold", req.Target, "referring", nil)
 	stopHold := rt.hold()
-	err := svc.Refer(ctx, rt.call, target, req.Headers, toAgent(tell))
+	err := svc.Refer(ctx, rt.call, target, req.Headers, rt.progress("cold", req.Target, false, tell))
 	stopHold()
 	if err != nil {
 		rt.logTransfer("cold", req.Target, transfer.StateFailed, transfer.FailureCode(err), started)
@@ -117,6 +146,11 @@ func (rt *callRuntime) cold(ctx context.Context, target transfer.Target, req age
 	}
 	rt.logTransfer("cold", req.Target, transfer.StateCompleted, 200, started)
 	rt.rec.log.Info("cold transfer completed", "target", req.Target)
+	// The caller is someone else's now: what is left is our BYE.
+	rt.publish(func(s *CallSnapshot, h *LegSnapshot) *LegSnapshot {
+		s.State = StateEnding
+		return h
+	})
 	bctx, cancel := byeContext(ctx)
 	defer cancel()
 	_ = rt.call.Hangup(bctx, sip.Reason{Protocol: "SIP", Cause: 200, Text: "Call transferred"})
@@ -126,11 +160,13 @@ func (rt *callRuntime) cold(ctx context.Context, target transfer.Target, req age
 // dialHuman places the second leg while the caller hears hold audio.
 func (rt *callRuntime) dialHuman(ctx context.Context, target transfer.Target, req agent.TransferRequest, tell func(agent.TransferStatus)) (*transfer.Leg, error) {
 	started := time.Now()
+	mode := string(req.Mode)
+	rt.transferStep(mode, req.Target, LegDialing, &LegSnapshot{Role: LegTransfer, Target: req.Target, State: LegDialing})
 	stopHold := rt.hold()
 	human, err := rt.e.env.Transfers.Dial(ctx, target, transfer.DialRequest{
 		CallID: rt.call.CallID, Context: req.Context, CallerID: rt.call.From, CallerName: rt.call.FromDisplay,
 		Headers:  req.Headers,
-		Progress: toAgent(tell),
+		Progress: rt.progress(mode, req.Target, true, tell),
 	})
 	stopHold()
 	if err != nil {
@@ -155,8 +191,14 @@ func (rt *callRuntime) bridgeUntilEnd(ctx context.Context, human *transfer.Leg) 
 		human.Hangup(ctx, sip.CauseError.Reason())
 		return err
 	}
-	snap := rt.live.update(func(s *CallSnapshot) { s.State = StateBridged })
-	rt.e.observe(func(o Observer) { o.CallUpdated(snap) })
+	rt.publish(func(s *CallSnapshot, h *LegSnapshot) *LegSnapshot {
+		s.State = StateBridged
+		if h == nil {
+			h = &LegSnapshot{Role: LegTransfer}
+		}
+		h.CallID, h.State = human.Call.CallID, LegBridged
+		return h
+	})
 	select {
 	case <-human.Done():
 		rt.rec.log.Info("bridged call ended by the transfer target")
@@ -178,15 +220,57 @@ func (rt *callRuntime) bridgeUntilEnd(ctx context.Context, human *transfer.Leg) 
 	return nil
 }
 
-// toAgent passes a transfer's progress on to an agent; nil when nobody
-// listens.
-func toAgent(tell func(agent.TransferStatus)) func(transfer.Status) {
-	if tell == nil {
-		return nil
-	}
+// progress publishes a transfer's ringing (with the second leg when leg is
+// true: a warm transfer's dialled target) and passes every step on to the
+// agent when tell is not nil.
+func (rt *callRuntime) progress(mode, target string, leg bool, tell func(agent.TransferStatus)) func(transfer.Status) {
 	return func(s transfer.Status) {
-		tell(agent.TransferStatus{State: agent.TransferState(s.State), Code: s.Code, Reason: s.Reason})
+		if s.State == transfer.StateRinging {
+			var human *LegSnapshot
+			if leg {
+				human = &LegSnapshot{Role: LegTransfer, Target: target, State: LegRinging}
+			}
+			rt.transferStep(mode, target, LegRinging, human)
+		}
+		if tell != nil {
+			tell(agent.TransferStatus{State: agent.TransferState(s.State), Code: s.Code, Reason: s.Reason})
+		}
 	}
+}
+
+// publish changes the call's snapshot (see liveCall.updateLegs) and tells
+// the observers at once, so the fleet registry shows a transfer while it
+// runs.
+func (rt *callRuntime) publish(f func(s *CallSnapshot, human *LegSnapshot) *LegSnapshot) {
+	rt.live.publish(f, func(snap CallSnapshot) {
+		rt.e.observe(func(o Observer) { o.CallUpdated(snap) })
+	})
+}
+
+// transferStep publishes a transfer under way: the call is transferring,
+// its summary names the step, and human is the second leg (nil: none).
+func (rt *callRuntime) transferStep(mode, target, step string, human *LegSnapshot) {
+	rt.publish(func(s *CallSnapshot, _ *LegSnapshot) *LegSnapshot {
+		s.State = StateTransferring
+		s.Transfer = mode + " " + target + ": " + step
+		return human
+	})
+}
+
+// transferOver ends a transfer attempt (xf.begin's counterpart): a call
+// still transferring goes back to answered and drops a second leg that was
+// not bridged. A bridged call keeps its state and legs.
+func (rt *callRuntime) transferOver() {
+	rt.xf.done()
+	rt.publish(func(s *CallSnapshot, h *LegSnapshot) *LegSnapshot {
+		if s.State == StateTransferring {
+			s.State = StateAnswered
+		}
+		if h != nil && h.State != LegBridged {
+			return nil
+		}
+		return h
+	})
 }
 
 // hold plays hold audio (or ringback) to the caller until stopped.
@@ -233,10 +317,14 @@ var ringback = func() []int16 {
 	return out
 }()
 
+// logTransfer records an attempt's outcome for the CDR and the call's
+// transfer summary; state and legs are transferOver's to settle.
 func (rt *callRuntime) logTransfer(mode, target, outcome string, code int, started time.Time) {
 	rt.rec.transfers.add(TransferCDR{Mode: mode, Target: target, Outcome: outcome, Code: code, Started: started, Finished: time.Now()})
-	snap := rt.live.update(func(s *CallSnapshot) { s.Transfer = mode + " " + target + ": " + outcome })
-	rt.e.observe(func(o Observer) { o.CallUpdated(snap) })
+	rt.publish(func(s *CallSnapshot, h *LegSnapshot) *LegSnapshot {
+		s.Transfer = mode + " " + target + ": " + outcome
+		return h
+	})
 }
 
 type nopSink struct{}

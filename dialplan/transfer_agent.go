@@ -20,20 +20,20 @@ func (rt *callRuntime) agentTransfer(ctx context.Context, cm *callMedia, session
 	if svc == nil {
 		return agent.ErrTransferUnavailable
 	}
-	target, err := svc.Resolve(req.Target, rt.call.Trunk)
+	target, err := rt.resolve(svc, req.Target, req.Headers)
 	if err != nil {
 		rt.logTransfer(string(req.Mode), req.Target, transfer.StateFailed, 0, time.Now())
 		return err
 	}
 	if !rt.xf.begin() {
-		return errors.New("a transfer is already in progress")
+		return ErrTransferBusy
 	}
 	tell := func(s agent.TransferStatus) {
 		s.Mode, s.Target = req.Mode, req.Target
 		session.OnEvent(agent.Event{Kind: agent.EventTransfer, Transfer: s})
 	}
 	go func() {
-		defer rt.xf.done()
+		defer rt.transferOver()
 		tell(agent.TransferStatus{State: agent.TransferTrying})
 		if req.Mode == agent.TransferWarm {
 			rt.warm(ctx, cm, session, target, req, tell, true)
@@ -82,6 +82,11 @@ func (rt *callRuntime) warm(ctx context.Context, cm *callMedia, session agent.Li
 		return
 	}
 	tell(agent.TransferStatus{State: agent.TransferAnswered, Code: 200})
+	step := LegBriefing
+	if !brief {
+		step = string(StateAnswered)
+	}
+	rt.transferStep(string(req.Mode), req.Target, step, &LegSnapshot{CallID: human.Call.CallID, Role: LegTransfer, Target: req.Target, State: step})
 	if brief {
 		cm.speakTo(human.Media)
 	}
@@ -121,6 +126,15 @@ func (rt *callRuntime) warm(ctx context.Context, cm *callMedia, session agent.Li
 	cm.speakTo(nil)
 	sink.off.Store(true)
 	rt.logTransfer("warm", req.Target, transfer.StateCompleted, 200, started)
+	// Bridged from here on: afterAgent connects the media once the agent
+	// has left, and transferOver must not take the leg back.
+	rt.publish(func(s *CallSnapshot, h *LegSnapshot) *LegSnapshot {
+		s.State = StateBridged
+		if h != nil {
+			h.State = LegBridged
+		}
+		return h
+	})
 	tell(agent.TransferStatus{State: agent.TransferCompleted, Code: 200})
 	rt.xf.mu.Lock()
 	rt.xf.bridge = human

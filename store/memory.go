@@ -89,7 +89,7 @@ func (m *Memory) GetCall(_ context.Context, id string) (CallRecord, bool, error)
 		return CallRecord{}, false, ErrClosed
 	}
 	c, ok := m.calls[id]
-	c.Legs = slices.Clone(c.Legs)
+	c.Legs, c.LegInfo = slices.Clone(c.Legs), slices.Clone(c.LegInfo)
 	return c, ok, nil
 }
 
@@ -102,7 +102,7 @@ func (m *Memory) ListCalls(_ context.Context) ([]CallRecord, error) {
 	}
 	out := make([]CallRecord, 0, len(m.calls))
 	for _, c := range m.calls {
-		c.Legs = slices.Clone(c.Legs)
+		c.Legs, c.LegInfo = slices.Clone(c.Legs), slices.Clone(c.LegInfo)
 		out = append(out, c)
 	}
 	m.mu.Unlock()

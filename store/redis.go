@@ -70,6 +70,8 @@ type Redis struct {
 	calls  map[string]CallRecord    // calls this instance owns and heartbeats
 	leases map[*redisLease]struct{} // slots this instance holds and refreshes
 
+	reaped atomic.Uint64 // dead instances this one reported
+
 	cdr     *cdrQueue
 	cdrMark string         // this process's CDR high-water mark key
 	serving atomic.Bool    // one ServeControl at a time
@@ -160,6 +162,11 @@ func (r *Redis) Instance() string { return r.opt.Instance }
 
 // Healthy reports whether the last ping (or operation) reached Redis.
 func (r *Redis) Healthy() bool { return r.healthy.Load() }
+
+// ReapedInstances counts the instances this one found dead (gone without
+// deregistering) and reported, for metrics. Each death is counted by one
+// survivor only.
+func (r *Redis) ReapedInstances() uint64 { return r.reaped.Load() }
 
 // Close stops the heartbeat, makes a last attempt to write buffered CDRs and
 // deregisters the instance. It leaves calls and limit slots in place: they

@@ -267,6 +267,7 @@ func (r *Redis) reapInstances(ctx context.Context, now time.Time) {
 			continue
 		}
 		if n, err := r.client.HDel(ctx, r.key("instances"), id).Result(); err == nil && n == 1 {
+			r.reaped.Add(1)
 			r.log.Warn("instance disappeared without deregistering; its calls and limit slots expired",
 				"gone", id, "calls", info.Calls)
 		}

@@ -102,6 +102,7 @@ type redisLease struct {
 	callID string
 	keys   []string // full Redis keys
 	done   bool     // released in Redis; guarded by r.mu
+	lost   int      // slots found expired, as last logged; guarded by r.mu
 }
 
 // Release frees the slots. The lease leaves the heartbeat first, so if Redis
@@ -162,10 +163,27 @@ func (r *Redis) refreshLeases(ctx context.Context, p redis.Pipeliner) func() boo
 			case redis.HasErrorPrefix(err, "NOSCRIPT"):
 				noscript = true
 			case err == nil && lost > 0:
-				r.log.Warn("limit slots expired while redis was unreachable; call continues uncounted",
-					"call_id", leases[i].callID, "lost", lost)
+				r.lostSlots(leases[i], lost)
 			}
 		}
 		return noscript
+	}
+}
+
+// lostSlots logs, once per change, that a lease's slots expired while Redis
+// was unreachable (or restarted empty). A lease with none left leaves the
+// heartbeat: there is nothing to refresh, and refreshing would only log
+// again every interval.
+func (r *Redis) lostSlots(l *redisLease, lost int) {
+	r.mu.Lock()
+	changed := lost != l.lost
+	l.lost = lost
+	if lost >= len(l.keys) {
+		delete(r.leases, l)
+	}
+	r.mu.Unlock()
+	if changed {
+		r.log.Warn("limit slots expired while redis was unreachable; call continues uncounted",
+			"call_id", l.callID, "lost", lost)
 	}
 }

@@ -96,6 +96,9 @@ func TestRedisInstanceDeath(t *testing.T) {
 	eventually(t, 3*time.Second, "survivor logs the vanished instance", func() bool {
 		return strings.Contains(blog.String(), "instance disappeared") && strings.Contains(blog.String(), "gone=gw-a")
 	})
+	if n := b.ReapedInstances(); n != 1 {
+		t.Errorf("survivor's ReapedInstances = %d, want 1", n)
+	}
 }
 
 func TestRedisCDRStream(t *testing.T) {

@@ -67,11 +67,13 @@ func TestCallRegistry(t *testing.T) {
 		ctx := context.Background()
 		s := im.open(t, "gw1")
 		legs := []string{"leg-1"}
+		info := []LegRecord{{CallID: "a", Role: "caller", State: "on_hold"}, {Role: "transfer", Target: "sip:ann@pbx", State: "dialing"}}
 		start := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
-		if err := s.PutCall(ctx, CallRecord{ID: "a", Trunk: "telnyx", To: "+15551230000", State: "ringing", Legs: legs, Started: start}); err != nil {
+		if err := s.PutCall(ctx, CallRecord{ID: "a", Trunk: "telnyx", To: "+15551230000", State: "ringing", Legs: legs, LegInfo: info, Started: start}); err != nil {
 			t.Fatal(err)
 		}
 		legs[0] = "mutated" // the store must have its own copy
+		info[1].State = "mutated"
 		if err := s.PutCall(ctx, CallRecord{ID: "b", State: "answered"}); err != nil {
 			t.Fatal(err)
 		}
@@ -80,7 +82,8 @@ func TestCallRegistry(t *testing.T) {
 			t.Fatalf("GetCall a = %v, %v", ok, err)
 		}
 		if got.Instance != "gw1" || got.Trunk != "telnyx" || got.State != "ringing" || !got.Started.Equal(start) ||
-			got.Updated.IsZero() || !slices.Equal(got.Legs, []string{"leg-1"}) {
+			got.Updated.IsZero() || !slices.Equal(got.Legs, []string{"leg-1"}) ||
+			!slices.Equal(got.LegInfo, []LegRecord{{CallID: "a", Role: "caller", State: "on_hold"}, {Role: "transfer", Target: "sip:ann@pbx", State: "dialing"}}) {
 			t.Fatalf("GetCall a = %+v", got)
 		}
 		got.State = "answered"

@@ -27,10 +27,21 @@ type CallRecord struct {
 	State    string    `json:"state,omitempty"` // ringing|answered|transferring|bridged|ending
 	Rule     string    `json:"rule,omitempty"`
 	Agent    string    `json:"agent,omitempty"`
-	Legs     []string  `json:"legs,omitempty"`     // leg call-ids
+	Legs     []string  `json:"legs,omitempty"`     // call-ids of the legs that have one, the caller's first
 	Transfer string    `json:"transfer,omitempty"` // transfer state summary
 	Started  time.Time `json:"started"`
 	Updated  time.Time `json:"updated"`
+	// LegInfo describes every leg, the caller's first, including a
+	// transfer leg still being dialled (no call-id yet).
+	LegInfo []LegRecord `json:"leg_info,omitempty"`
+}
+
+// LegRecord is one SIP leg of a call in the registry.
+type LegRecord struct {
+	CallID string `json:"call_id,omitempty"`
+	Role   string `json:"role"`             // caller | transfer
+	Target string `json:"target,omitempty"` // transfer: the target as requested
+	State  string `json:"state,omitempty"`  // ringing|answered|on_hold|dialing|briefing|bridged|...
 }
 
 // Limit caps concurrent calls that share a key, e.g. "total",
@@ -54,6 +65,10 @@ type ControlReply struct {
 	ID    string `json:"id"`
 	OK    bool   `json:"ok"`
 	Error string `json:"error,omitempty"`
+	// Code classifies Error for the sender (e.g. "no_call", "conflict"),
+	// so it can answer as the owner would have; the store does not
+	// interpret it.
+	Code string `json:"code,omitempty"`
 }
 
 // Store is the shared state of the gateway. Memory and Redis implement it.
@@ -160,7 +175,8 @@ func prepareRecord(c CallRecord, instance string, now time.Time) (CallRecord, er
 	if c.Updated.IsZero() {
 		c.Updated = now
 	}
-	c.Legs = slices.Clone(c.Legs) // the caller may reuse its slice
+	c.Legs = slices.Clone(c.Legs) // the caller may reuse its slices
+	c.LegInfo = slices.Clone(c.LegInfo)
 	return c, nil
 }
 

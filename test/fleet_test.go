@@ -3,7 +3,7 @@ package test
 // Fleet, drain and store-outage tests: gateways sharing call state through
 // the Redis at 127.0.0.1:6379 (each test under its own key prefix, deleted
 // at the end), graceful drain on SIGTERM, and a Redis outage in the middle
-// of a call (through a TCP proxy the test cuts and restores).
+// of calls (a redis-server of the test's own, killed and restarted empty).
 
 import (
 	"bufio"
@@ -12,12 +12,16 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -249,11 +253,21 @@ func fleetNum(ev map[string]any, key string) float64 {
 
 // fleetCallView is one entry of the admin API's GET /calls.
 type fleetCallView struct {
-	ID       string `json:"id"`
-	Instance string `json:"instance"`
-	From     string `json:"from"`
-	To       string `json:"to"`
-	State    string `json:"state"`
+	ID       string         `json:"id"`
+	Instance string         `json:"instance"`
+	From     string         `json:"from"`
+	To       string         `json:"to"`
+	State    string         `json:"state"`
+	Transfer string         `json:"transfer"`
+	Legs     []fleetLegView `json:"legs"`
+}
+
+// fleetLegView is one leg of a call in GET /calls.
+type fleetLegView struct {
+	CallID string `json:"call_id"`
+	Role   string `json:"role"`
+	Target string `json:"target"`
+	State  string `json:"state"`
 }
 
 var fleetHTTP = &http.Client{Timeout: 5 * time.Second}
@@ -285,12 +299,41 @@ func fleetListCalls(t *testing.T, gw *harness.Gateway) ([]fleetCallView, int) {
 		return nil, code
 	}
 	var v struct {
-		Calls []fleetCallView `json:"calls"`
+		Calls   []fleetCallView `json:"calls"`
+		Partial bool            `json:"partial"`
 	}
 	if err := json.Unmarshal(body, &v); err != nil {
 		t.Fatalf("GET /calls: %v: %s", err, body)
 	}
+	if v.Partial {
+		return v.Calls, fleetPartial
+	}
 	return v.Calls, code
+}
+
+// fleetPartial is fleetListCalls's code for a 200 that says "partial": the
+// registry was unreachable and the calls are the instance's own.
+const fleetPartial = 299
+
+// fleetWaitCall polls gw's GET /calls until call id is listed and cond
+// holds for it, and returns it.
+func fleetWaitCall(t *testing.T, gw *harness.Gateway, id, what string, timeout time.Duration, cond func(fleetCallView) bool) fleetCallView {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last fleetCallView
+	for {
+		calls, code := fleetListCalls(t, gw)
+		if v, ok := fleetFindCall(calls, id); ok && code == http.StatusOK {
+			if cond(v) {
+				return v
+			}
+			last = v
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET /calls on %s: call %s not %s within %v; last seen %+v", gw.AdminAddr, id, what, timeout, last)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func fleetFindCall(calls []fleetCallView, id string) (fleetCallView, bool) {
@@ -627,6 +670,9 @@ func TestFleetKilledInstanceVanishes(t *testing.T) {
 	if gone.Int("calls") != 1 {
 		t.Errorf("B's report of A's death = %s, want calls 1", gone.Line())
 	}
+	if n := b.Metrics(t)["switchboard_fleet_instances_reaped_total"]; n != 1 {
+		t.Errorf("B's switchboard_fleet_instances_reaped_total = %v, want 1", n)
+	}
 	deadline := time.Now().Add(5 * time.Second)
 	for !a.Exited() && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
@@ -755,66 +801,443 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	}
 }
 
-// TestRedisOutageKeepsCallsAndCDR: Redis going away in the middle of a call
-// leaves the call alone, and its CDR reaches the stream once Redis is back.
+// TestRedisOutageKeepsCallsAndCDR: the gateway's Redis (a redis-server of
+// the test's own) is killed during two calls and started again empty. The
+// calls go on; with on_outage: refuse a new call gets 503 and /ready says
+// 503; GET /calls lists this instance's calls, marked partial. The call
+// that ended meanwhile and the refused one reach the CDR stream once Redis
+// is back; the gateway reconnects by itself, writes its registry again,
+// reloads its scripts after NOSCRIPT (the lost limit slot is reported) and
+// admits calls again.
 func TestRedisOutageKeepsCallsAndCDR(t *testing.T) {
 	fleetSkipShort(t)
 	t.Parallel()
-	rdb, prefix := fleetRedis(t)
-	proxy := harness.NewTCPProxy(t, fleetRedisAddr)
-	cfg := fleetStoreConfig("redis://"+proxy.Addr()+"/0", prefix) + "limits:\n  max_calls: 5\n"
+	srv := harness.StartRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, DialTimeout: time.Second, ReadTimeout: time.Second, MaxRetries: 1})
+	t.Cleanup(func() { _ = rdb.Close() })
+	const prefix = "sbtest:outage:" // the server is the test's own, and dies with it
+	cfg := strings.Replace(fleetStoreConfig("redis://"+srv.Addr+"/0", prefix), "cdr:", "  on_outage: refuse\ncdr:", 1) +
+		"limits:\n  max_calls: 2\n"
 	gw := startFleetGateway(t, cfg)
+	ready := func() int { code, _ := fleetAdmin(t, gw, http.MethodGet, "/ready", ""); return code }
+	waitReady := func(want int, what string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for ready() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("GET /ready not %d %s", want, what)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 
-	const callLen = 3 * time.Second
-	call := startFleetCaller(t, "call", gw, fleetNumber, callLen)
-	id, _ := call.waitEvent(t, "answered", 10*time.Second)["call_id"].(string)
-	fleetWaitListed(t, gw, id, true, 3*time.Second) // registered while Redis is up
-	proxy.SetCut(true)
-	t.Log("redis cut")
+	const longLen, shortLen = 10 * time.Second, 3 * time.Second
+	long := startFleetCaller(t, "long call", gw, fleetNumber, longLen)
+	short := startFleetCaller(t, "short call", gw, fleetNumber, shortLen)
+	longID, _ := long.waitEvent(t, "answered", 10*time.Second)["call_id"].(string)
+	shortID, _ := short.waitEvent(t, "answered", 10*time.Second)["call_id"].(string)
+	fleetWaitListed(t, gw, longID, true, 3*time.Second)
+	fleetWaitListed(t, gw, shortID, true, 3*time.Second)
+
+	pid := srv.PID()
+	srv.Kill(t)
+	t.Logf("redis-server (pid %d) killed", pid)
 	gw.Logs.WaitFor(t, 5*time.Second, func(e harness.Entry) bool {
 		return e.Msg() == "redis unavailable" || e.Msg() == "redis unreachable"
 	})
+	waitReady(http.StatusServiceUnavailable, "during the outage (on_outage: refuse)")
+	calls, code := fleetListCalls(t, gw)
+	if _, ok := fleetFindCall(calls, longID); code != fleetPartial || !ok {
+		t.Errorf("GET /calls during the outage = %d %+v, want this instance's calls marked partial", code, calls)
+	}
+	refused := startFleetCaller(t, "call during the outage", gw, fleetNumber, time.Second)
+	if err := refused.wait(t, 10*time.Second); err == nil {
+		t.Errorf("call during the outage: switchboard call exited 0:\n%s", refused.output())
+	}
+	if failed, ok := refused.event("failed"); !ok || !strings.Contains(fmt.Sprint(failed["error"]), "503") {
+		t.Errorf("call during the outage: want a failed event with 503; output:\n%s", refused.output())
+	}
+	refusedEnd := gw.Logs.WaitFor(t, 5*time.Second, func(e harness.Entry) bool {
+		return e.Msg() == "call ended" && e.Int("status") == 503
+	})
+	if err := short.wait(t, shortLen+10*time.Second); err != nil {
+		t.Fatalf("short call: %v\n%s", err, short.output())
+	}
+	gw.Logs.WaitFor(t, 5*time.Second, func(e harness.Entry) bool {
+		return e.Msg() == "call ended" && e.Str("call_id") == shortID
+	})
+	if code, _ := fleetAdmin(t, gw, http.MethodGet, "/health", ""); code != http.StatusOK {
+		t.Errorf("GET /health during the outage = %d", code)
+	}
+	waitMetric(t, gw, "switchboard_cdr_buffered", 2, 2) // the short call's and the refused one's
+	waitMetric(t, gw, "switchboard_store_up", 0, 0)
 
-	if err := call.wait(t, callLen+10*time.Second); err != nil {
-		t.Fatalf("call: %v\n%s", err, call.output())
+	srv.Restart(t) // empty: no keys, no scripts
+	restarted := time.Now()
+	waitReady(http.StatusOK, "after redis came back")
+	t.Logf("ready again %v after redis restarted", time.Since(restarted).Round(time.Millisecond))
+	cdrs := fleetWaitCDRs(t, rdb, prefix, 2, 8*time.Second)
+	t.Logf("the outage's CDRs in the stream %v after redis restarted", time.Since(restarted).Round(time.Millisecond))
+	fleetWaitListed(t, gw, longID, true, 3*time.Second) // written again by the heartbeat
+	gw.Logs.WaitFor(t, 3*time.Second, func(e harness.Entry) bool {
+		return e.Msg() == "limit slots expired while redis was unreachable; call continues uncounted" && e.Str("call_id") == longID
+	})
+	after := startFleetCaller(t, "call after the restart", gw, fleetNumber, time.Second)
+	afterID, _ := after.waitEvent(t, "answered", 10*time.Second)["call_id"].(string)
+	if err := after.wait(t, 10*time.Second); err != nil {
+		t.Errorf("call after the restart: %v\n%s", err, after.output())
 	}
-	ended, _ := call.event("ended")
-	if ended["reason"] != "local_hangup" || fleetNum(ended, "duration_ms") < float64((callLen-100*time.Millisecond).Milliseconds()) {
-		t.Errorf("caller's ended event = %v, want local_hangup after the full %v", ended, callLen)
-	}
-	if recv := fleetNum(ended, "rtp_received"); recv < 120 {
-		t.Errorf("caller received %v RTP packets, want ~150 for %v (media must not depend on Redis)", recv, callLen)
-	}
-	end := gw.Logs.WaitFor(t, 5*time.Second, harness.MsgIs("call ended"))
-	if end.Str("reason") != "remote_bye" {
-		t.Errorf("gateway's call ended line = %s", end.Line())
-	}
-	// The CDR waits in the gateway's buffer while Redis is away.
-	time.Sleep(300 * time.Millisecond)
-	if cdrs := fleetCDRs(t, rdb, prefix); len(cdrs) != 0 {
-		t.Fatalf("CDR stream already holds %v while the proxy is cut (test broken?)", cdrs)
-	}
-	if code, body := fleetAdmin(t, gw, http.MethodGet, "/health", ""); code != http.StatusOK {
-		t.Errorf("GET /health during the outage = %d %s", code, body)
-	}
-	// For the record (not asserted: the policy is open): what /ready and
-	// GET /calls say while Redis is away.
-	readyCode, readyBody := fleetAdmin(t, gw, http.MethodGet, "/ready", "")
-	callsCode, callsBody := fleetAdmin(t, gw, http.MethodGet, "/calls", "")
-	t.Logf("during the outage: GET /ready = %d %s; GET /calls = %d %s", readyCode, bytes.TrimSpace(readyBody), callsCode, bytes.TrimSpace(callsBody))
 
-	proxy.SetCut(false)
-	restored := time.Now()
-	cdrs := fleetWaitCDRs(t, rdb, prefix, 1, 8*time.Second)
-	t.Logf("CDR in the stream %v after redis came back", time.Since(restored).Round(time.Millisecond))
-	cdr, n := fleetCDRFor(cdrs, id)
-	if n != 1 || len(cdrs) != 1 {
-		t.Fatalf("stream after the outage = %v, want one CDR for call %s", cdrs, id)
+	if err := long.wait(t, longLen+10*time.Second); err != nil {
+		t.Fatalf("long call: %v\n%s", err, long.output())
 	}
-	fleetCheckCDR(t, "call", cdr, fleetInstance(t, gw), "remote_bye", "caller", 120)
-	if d := fleetNum(cdr, "duration_s"); d < callLen.Seconds()-0.2 {
+	ended, _ := long.event("ended")
+	if ended["reason"] != "local_hangup" || fleetNum(ended, "duration_ms") < float64((longLen-100*time.Millisecond).Milliseconds()) {
+		t.Errorf("long call's ended event = %v, want local_hangup after the full %v", ended, longLen)
+	}
+	if recv := fleetNum(ended, "rtp_received"); recv < 400 {
+		t.Errorf("long call received %v RTP packets, want ~500 for %v (media must not depend on Redis)", recv, longLen)
+	}
+
+	fleetWaitCDRs(t, rdb, prefix, 4, 5*time.Second)
+	time.Sleep(300 * time.Millisecond) // a duplicate would show up here
+	cdrs = fleetCDRs(t, rdb, prefix)
+	if len(cdrs) != 4 {
+		t.Errorf("CDR stream holds %d records, want 4: %v", len(cdrs), cdrs)
+	}
+	inst := fleetInstance(t, gw)
+	for _, c := range []struct {
+		what, id, reason, by string
+		minPackets           float64
+	}{
+		{"short call (ended during the outage)", shortID, "remote_bye", "caller", 120},
+		{"call refused during the outage", refusedEnd.Str("call_id"), "limit", "gateway", 0},
+		{"call after the restart", afterID, "remote_bye", "caller", 25},
+		{"long call (through the outage)", longID, "remote_bye", "caller", 400},
+	} {
+		cdr, n := fleetCDRFor(cdrs, c.id)
+		if n != 1 {
+			t.Errorf("%s (%s): %d CDRs, want 1", c.what, c.id, n)
+			continue
+		}
+		fleetCheckCDR(t, c.what, cdr, inst, c.reason, c.by, c.minPackets)
+	}
+	fleetWaitListed(t, gw, longID, false, 3*time.Second)
+	// go-redis' own logger (pool and dial failures) writes through ours.
+	for _, e := range gw.Logs.All() {
+		if raw := e.Str("raw"); strings.HasPrefix(raw, "redis: ") {
+			t.Errorf("go-redis logged past slog: %s", raw)
+			break
+		}
+	}
+	m := gw.Metrics(t)
+	if m["switchboard_store_up"] != 1 || m["switchboard_cdr_buffered"] != 0 || m["switchboard_cdr_dropped_total"] != 0 {
+		t.Errorf("after the outage: store_up %v, cdr_buffered %v, cdr_dropped_total %v; want 1, 0, 0",
+			m["switchboard_store_up"], m["switchboard_cdr_buffered"], m["switchboard_cdr_dropped_total"])
+	}
+}
+
+// fleetHuman runs SIPp as the human a warm transfer dials, with scenario,
+// on a free port; it returns the target URI and a channel that gets SIPp's
+// exit code and output. SIPp's message log goes to msgLog when set.
+func fleetHuman(t *testing.T, scenario, msgLog string) (string, <-chan string, <-chan int) {
+	t.Helper()
+	port := harness.FreeUDPPort(t)
+	mediaMin, _ := harness.FreeUDPPortRange(t, 4)
+	args := []string{"-sf", harness.ScenarioPath(t, scenario), "-i", "127.0.0.1", "-p", strconv.Itoa(port),
+		"-mp", strconv.Itoa(mediaMin), "-m", "1", "-rtp_echo", "-timeout", "40s", "-timeout_error", "-trace_err", "-bind_local"}
+	if msgLog != "" {
+		args = append(args, "-trace_msg", "-message_file", msgLog)
+	}
+	out, code := make(chan string, 1), make(chan int, 1)
+	go func() {
+		stdout, _, c := harness.RunSIPp(t, t.Context(), args...)
+		out <- lastLines(stdout, 30)
+		code <- c
+	}()
+	return "sip:human@127.0.0.1:" + strconv.Itoa(port), out, code
+}
+
+// TestFleetWarmTransferInRegistry: while a bot's warm transfer runs, the
+// fleet registry (GET /calls, read from Redis, and `switchboard calls`)
+// shows the call transferring, the caller on hold, and the human's leg with
+// its target and state; after the bridge both legs are bridged; the CDR in
+// the stream has the completed transfer.
+func TestFleetWarmTransferInRegistry(t *testing.T) {
+	fleetSkipShort(t)
+	harness.SIPpPath(t)
+	t.Parallel()
+	rdb, prefix := fleetRedis(t)
+	target, sippOut, sippCode := fleetHuman(t, "uas_human_answer.xml", "")
+
+	briefing, bridgeNow := make(chan struct{}), make(chan struct{})
+	bot := newScriptBot(t, func(ctx context.Context, c *botConn) error {
+		time.Sleep(300 * time.Millisecond)
+		if err := c.send(ctx, map[string]any{"event": "transfer", "streamSid": c.Start.StreamSid,
+			"transfer": map[string]any{"mode": "warm", "target": target, "context": "billing question"}}); err != nil {
+			return err
+		}
+		states, _, err := transferStates(ctx, c)
+		if err != nil {
+			return err
+		}
+		if states[len(states)-1] != "answered" {
+			return fmt.Errorf("transfer states %v, want answered", states)
+		}
+		close(briefing)
+		select {
+		case <-bridgeNow:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if err := c.send(ctx, map[string]any{"event": "bridge", "streamSid": c.Start.StreamSid}); err != nil {
+			return err
+		}
+		if states, _, err = transferStates(ctx, c); err != nil {
+			return err
+		}
+		if states[len(states)-1] != "completed" {
+			return fmt.Errorf("after bridge: states %v, want completed", states)
+		}
+		return nil
+	})
+	gw := harness.StartGateway(t, wsGatewayConfig(t, bot.URL, "transfer:\n  allow: ['@127.0.0.1']\n"+
+		strings.Replace(fleetStoreConfig("redis://"+fleetRedisAddr+"/0", prefix), "cdr:\n  redis_stream: true\n", "", 1)))
+	caller := startFleetCaller(t, "caller", gw, fleetNumber, 8*time.Second, "--from", "+15550100001")
+	id, _ := caller.waitEvent(t, "answered", 10*time.Second)["call_id"].(string)
+
+	select {
+	case <-briefing:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the human never answered the transfer; sipp:\n%s", <-sippOut)
+	}
+	v := fleetWaitCall(t, gw, id, "briefing", 3*time.Second, func(v fleetCallView) bool {
+		return len(v.Legs) == 2 && v.Legs[1].State == "briefing"
+	})
+	if v.State != "transferring" || v.Transfer != "warm "+target+": briefing" {
+		t.Errorf("call during the briefing: state %q transfer %q, want transferring, %q", v.State, v.Transfer, "warm "+target+": briefing")
+	}
+	if l := v.Legs[0]; l != (fleetLegView{CallID: id, Role: "caller", State: "on_hold"}) {
+		t.Errorf("caller's leg during the briefing = %+v", l)
+	}
+	if l := v.Legs[1]; l.Role != "transfer" || l.Target != target || l.CallID == "" || l.CallID == id {
+		t.Errorf("human's leg during the briefing = %+v, want role transfer, target %s and its own call-id", l, target)
+	}
+	out, err := exec.CommandContext(t.Context(), harness.BuildBinary(t), "calls", "--admin", "http://"+gw.AdminAddr).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "TRANSFER") || !strings.Contains(string(out), "warm "+target+": briefing") {
+		t.Errorf("switchboard calls during the briefing (%v):\n%s", err, out)
+	}
+
+	close(bridgeNow)
+	v = fleetWaitCall(t, gw, id, "bridged", 5*time.Second, func(v fleetCallView) bool {
+		return v.State == "bridged" && len(v.Legs) == 2 && v.Legs[1].State == "bridged"
+	})
+	if v.Legs[0].State != "bridged" || v.Transfer != "warm "+target+": completed" {
+		t.Errorf("bridged call = %+v", v)
+	}
+
+	if err := caller.wait(t, 20*time.Second); err != nil {
+		t.Errorf("caller: %v\n%s", err, caller.output())
+	}
+	if c := bot.next(t, 5*time.Second); c.scriptErr != nil {
+		t.Errorf("bot script: %v", c.scriptErr)
+	}
+	if code := <-sippCode; code != 0 {
+		t.Errorf("sipp (human) exit %d:\n%s", code, <-sippOut)
+	}
+	cdr, n := fleetCDRFor(fleetWaitCDRs(t, rdb, prefix, 1, 5*time.Second), id)
+	transfers, _ := cdr["transfers"].([]any)
+	if n != 1 || len(transfers) != 1 {
+		t.Fatalf("CDR of the call = %v (%d records), want one with one transfer", cdr, n)
+	}
+	if tr, _ := transfers[0].(map[string]any); tr["mode"] != "warm" || tr["target"] != target || tr["outcome"] != "completed" || fleetNum(tr, "sip_code") != 200 {
+		t.Errorf("CDR transfer = %v, want warm to %s, completed 200", tr, target)
+	}
+	fleetWaitListed(t, gw, id, false, 3*time.Second)
+}
+
+// TestFleetTransferAcrossInstances: transfer requests sent to gateway A for
+// a call that gateway B runs are carried out by B, headers included, and B's
+// answer comes back through A: 404 for no such call, 403 for a target off
+// the allowlist, 400 for a bad target or header, 202 for an accepted one,
+// then 409 while it runs. A's registry shows B's call transferring, and back
+// with the caller when the human does not answer.
+func TestFleetTransferAcrossInstances(t *testing.T) {
+	fleetSkipShort(t)
+	harness.SIPpPath(t)
+	t.Parallel()
+	_, prefix := fleetRedis(t)
+	msgLog := filepath.Join(t.TempDir(), "human.log")
+	target, sippOut, sippCode := fleetHuman(t, "uas_human_noanswer.xml", msgLog)
+	cfg := fleetStoreConfig("redis://"+fleetRedisAddr+"/0", prefix) + "transfer:\n  allow: ['@127.0.0.1']\n  answer_timeout: 4s\n"
+	a := startFleetGateway(t, cfg)
+	b := startFleetGateway(t, cfg)
+	instB := fleetInstance(t, b)
+
+	call := startFleetCaller(t, "call on B", b, fleetNumber, 15*time.Second, "--from", "+15550100001")
+	id, _ := call.waitEvent(t, "answered", 10*time.Second)["call_id"].(string)
+	fleetWaitListed(t, a, id, true, 3*time.Second)
+	path := "/calls/" + url.PathEscape(id) + "/transfer"
+	for _, tc := range []struct {
+		name, path, body string
+		code             int
+		contains         string
+	}{
+		{"no such call", "/calls/no-such-call/transfer", `{"mode":"warm","target":"` + target + `"}`, 404, "no such call"},
+		{"target off the allowlist", path, `{"mode":"warm","target":"sip:someone@192.0.2.1"}`, 403, "instance " + instB},
+		{"not a target", path, `{"mode":"warm","target":"ftp://x"}`, 400, "bad transfer request"},
+		{"header with CRLF, checked by the owner", path, `{"mode":"warm","target":"` + target + `","headers":{"X-Ticket":"42\r\nInjected: 1"}}`, 400, "X-Ticket"},
+		{"accepted", path, `{"mode":"warm","target":"` + target + `","context":"billing question","headers":{"X-Ticket":"42"}}`, 202, "accepted"},
+		{"one at a time", path, `{"mode":"warm","target":"` + target + `"}`, 409, "already in progress"},
+	} {
+		code, body := fleetAdmin(t, a, http.MethodPost, tc.path, tc.body)
+		if code != tc.code || !strings.Contains(string(body), tc.contains) {
+			t.Errorf("%s: POST %s on A = %d %s, want %d containing %q", tc.name, tc.path, code, body, tc.code, tc.contains)
+		}
+	}
+	v := fleetWaitCall(t, a, id, "transferring", 3*time.Second, func(v fleetCallView) bool {
+		return v.State == "transferring" && len(v.Legs) == 2
+	})
+	if l := v.Legs[1]; l.Role != "transfer" || l.Target != target || (l.State != "dialing" && l.State != "ringing") {
+		t.Errorf("A's view of B's transfer leg = %+v, want dialing or ringing %s", l, target)
+	}
+	if v.Instance != instB || v.Legs[0].State != "on_hold" {
+		t.Errorf("A's view of the call = %+v", v)
+	}
+	// answer_timeout (4 s) passes: the caller is back with the agent.
+	v = fleetWaitCall(t, a, id, "back with the agent", 8*time.Second, func(v fleetCallView) bool {
+		return v.State == "answered" && len(v.Legs) == 1
+	})
+	if v.Transfer != "warm "+target+": failed" {
+		t.Errorf("transfer summary after no answer = %q", v.Transfer)
+	}
+	select {
+	case code := <-sippCode:
+		if code != 0 {
+			t.Errorf("sipp (human) exit %d: the INVITE lacked the caller id or context, or no CANCEL came:\n%s", code, <-sippOut)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("sipp (human) still running")
+	}
+	if log, err := os.ReadFile(msgLog); err != nil || !strings.Contains(string(log), "X-Ticket: 42") {
+		t.Errorf("the human's INVITE lacks the request's header X-Ticket: 42 (%v)", err)
+	}
+	if code, body := fleetAdmin(t, a, http.MethodPost, "/calls/"+url.PathEscape(id)+"/hangup", ""); code != http.StatusAccepted {
+		t.Errorf("hangup through A = %d %s", code, body)
+	}
+	call.waitEvent(t, "ended", 5*time.Second)
+}
+
+// TestFleetCDRDefaults: with no cdr section at all, every call's record
+// goes to the Redis stream when the store is Redis (and no file is
+// written), and to cdr.jsonl next to the config otherwise. The record has
+// ids, trunk, from and to, invite/answer/end times, the end reason and who
+// hung up, the rule, actions and agent, the digits, the transfers and the
+// RTP summary.
+func TestFleetCDRDefaults(t *testing.T) {
+	fleetSkipShort(t)
+	for _, tc := range []struct {
+		name  string
+		redis bool
+	}{
+		{"memory store: cdr.jsonl next to the config", false},
+		{"redis store: the stream", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			extra := limitTrunk
+			var rdb *redis.Client
+			var prefix string
+			if tc.redis {
+				rdb, prefix = fleetRedis(t)
+				extra += fmt.Sprintf("store:\n  type: redis\n  url: redis://%s/0\n  prefix: %q\n", fleetRedisAddr, prefix)
+			}
+			gw := startFleetGateway(t, extra)
+			const callLen = 3 * time.Second
+			call := startFleetCaller(t, "call", gw, fleetNumber, callLen, "--from", "+15550100001", "--dtmf", "1@1s,#@1500ms")
+			id, _ := call.waitEvent(t, "answered", 10*time.Second)["call_id"].(string)
+			// transfer.allow is empty: refused, and recorded as a failed transfer.
+			if code, body := fleetAdmin(t, gw, http.MethodPost, "/calls/"+url.PathEscape(id)+"/transfer", `{"target":"sip:someone@192.0.2.1"}`); code != http.StatusForbidden {
+				t.Errorf("transfer off the allowlist = %d %s, want 403", code, body)
+			}
+			if err := call.wait(t, callLen+10*time.Second); err != nil {
+				t.Fatalf("call: %v\n%s", err, call.output())
+			}
+
+			file := filepath.Join(filepath.Dir(gw.ConfigPath), "cdr.jsonl")
+			var cdr map[string]any
+			n := 0
+			if tc.redis {
+				cdr, n = fleetCDRFor(fleetWaitCDRs(t, rdb, prefix, 1, 5*time.Second), id)
+				if _, err := os.Stat(file); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("%s exists (%v): the stream takes the records, no file by default", file, err)
+				}
+			} else {
+				deadline := time.Now().Add(5 * time.Second)
+				for n == 0 && time.Now().Before(deadline) {
+					time.Sleep(100 * time.Millisecond)
+					b, _ := os.ReadFile(file)
+					for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+						var rec map[string]any
+						if json.Unmarshal([]byte(line), &rec) == nil && rec["call_id"] == id {
+							cdr = rec
+							n++
+						}
+					}
+				}
+			}
+			if n != 1 {
+				t.Fatalf("%d records of call %s, want 1", n, id)
+			}
+			t.Logf("CDR: %v", cdr)
+			fleetCheckFullCDR(t, cdr, id, fleetInstance(t, gw), callLen)
+		})
+	}
+}
+
+// fleetCheckFullCDR checks every field of TestFleetCDRDefaults's call.
+func fleetCheckFullCDR(t *testing.T, cdr map[string]any, id, instance string, callLen time.Duration) {
+	t.Helper()
+	str := func(k string) string { s, _ := cdr[k].(string); return s }
+	for k, want := range map[string]string{"call_id": id, "instance": instance, "trunk": "carrier",
+		"end_reason": "remote_bye", "hung_up_by": "caller", "rule": "default", "agent": "echo", "digits": "1#"} {
+		if str(k) != want {
+			t.Errorf("CDR %s = %q, want %q", k, str(k), want)
+		}
+	}
+	if !strings.Contains(str("from"), "+15550100001") || !strings.Contains(str("to"), fleetNumber) || str("source") == "" {
+		t.Errorf("CDR from %q to %q source %q", str("from"), str("to"), str("source"))
+	}
+	var at [3]time.Time
+	for i, k := range []string{"invite_at", "answer_at", "end_at"} {
+		var err error
+		if at[i], err = time.Parse(time.RFC3339Nano, str(k)); err != nil {
+			t.Errorf("CDR %s = %q: %v", k, str(k), err)
+		}
+	}
+	if at[1].Before(at[0]) || at[2].Before(at[1]) || fleetNum(cdr, "setup_ms") <= 0 {
+		t.Errorf("CDR times invite %v, answer %v, end %v, setup %v ms: out of order", at[0], at[1], at[2], cdr["setup_ms"])
+	}
+	if d := fleetNum(cdr, "duration_s"); d < callLen.Seconds()-0.3 || d > callLen.Seconds()+2 {
 		t.Errorf("CDR duration_s = %v, want about %v", d, callLen.Seconds())
 	}
-	// Nothing of the call stays behind in the registry once Redis is back.
-	fleetWaitListed(t, gw, id, false, 3*time.Second)
+	if got := fmt.Sprint(cdr["actions"]); got != "[answer agent echo]" {
+		t.Errorf("CDR actions = %s, want [answer agent echo]", got)
+	}
+	transfers, _ := cdr["transfers"].([]any)
+	if len(transfers) != 1 {
+		t.Errorf("CDR transfers = %v, want the refused one", cdr["transfers"])
+	} else if tr, _ := transfers[0].(map[string]any); tr["mode"] != "cold" || tr["target"] != "sip:someone@192.0.2.1" || tr["outcome"] != "failed" {
+		t.Errorf("CDR transfer = %v, want cold to sip:someone@192.0.2.1, failed", tr)
+	}
+	md, _ := cdr["media"].(map[string]any)
+	if md == nil {
+		t.Fatalf("CDR without media: %v", cdr)
+	}
+	_, hasLost := md["packets_lost"]
+	_, hasJitter := md["jitter_ms"]
+	if md["codec"] != "PCMU" || fleetNum(md, "packets_received") < 120 || fleetNum(md, "packets_sent") < 120 ||
+		!hasLost || fleetNum(md, "packets_lost") > 5 || !hasJitter {
+		t.Errorf("CDR media = %v, want PCMU, ~150 packets each way, loss and jitter", md)
+	}
 }

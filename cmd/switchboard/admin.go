@@ -14,6 +14,9 @@ import (
 	"time"
 
 	"github.com/switchboard-voice/switchboard/agent"
+	"github.com/switchboard-voice/switchboard/dialplan"
+	"github.com/switchboard-voice/switchboard/store"
+	"github.com/switchboard-voice/switchboard/transfer"
 )
 
 // callView is one call as the admin API shows it.
@@ -26,18 +29,91 @@ type callView struct {
 	State    string    `json:"state"`
 	Rule     string    `json:"rule,omitempty"`
 	Agent    string    `json:"agent,omitempty"`
-	Transfer string    `json:"transfer,omitempty"`
+	Transfer string    `json:"transfer,omitempty"` // in progress or last: "warm sip:ann@pbx: briefing"
+	Legs     []legView `json:"legs,omitempty"`     // the caller's first
 	Started  time.Time `json:"started"`
+}
+
+// legView is one SIP leg of a call.
+type legView struct {
+	CallID string `json:"call_id,omitempty"` // none yet while a transfer leg is dialled
+	Role   string `json:"role"`              // caller | transfer
+	Target string `json:"target,omitempty"`
+	State  string `json:"state,omitempty"`
+}
+
+// callList is GET /calls. Partial says the fleet's registry could not be
+// read (a Redis outage): the calls are this instance's only.
+type callList struct {
+	Calls   []callView `json:"calls"`
+	Partial bool       `json:"partial,omitempty"`
+	Error   string     `json:"error,omitempty"` // why the list is partial
 }
 
 // callControl lists and acts on calls, wherever in the fleet they run.
 type callControl interface {
-	List(ctx context.Context) ([]callView, error)
+	List(ctx context.Context) (callList, error)
 	Hangup(ctx context.Context, id, reason string) error
 	Transfer(ctx context.Context, id string, req agent.TransferRequest) error
 }
 
 var errCallNotFound = errors.New("no such call")
+
+// Refusals of a call-control request, as they travel between instances
+// (store.ControlReply.Code), so the instance a request came to answers as
+// the call's owner would have.
+const (
+	codeNoCall     = "no_call"     // 404: no such call
+	codeConflict   = "conflict"    // 409: a transfer is running already, or no agent to transfer from
+	codeForbidden  = "forbidden"   // 403: the target is not on the allowlist
+	codeBadRequest = "bad_request" // 400: a malformed target or header
+)
+
+// refusalCode classifies err; "" for anything else (a failure, not a
+// refusal).
+func refusalCode(err error) string {
+	var re *remoteError
+	switch {
+	case errors.As(err, &re):
+		return re.code
+	case errors.Is(err, errCallNotFound), errors.Is(err, dialplan.ErrNoCall):
+		return codeNoCall
+	case errors.Is(err, dialplan.ErrTransferBusy), errors.Is(err, agent.ErrTransferUnavailable):
+		return codeConflict
+	case errors.Is(err, transfer.ErrNotAllowed):
+		return codeForbidden
+	case errors.Is(err, dialplan.ErrBadTransfer):
+		return codeBadRequest
+	}
+	return ""
+}
+
+// remoteError is a refusal or failure reported by the instance that owns
+// the call.
+type remoteError struct {
+	instance, code, msg string
+}
+
+func (e *remoteError) Error() string { return "instance " + e.instance + ": " + e.msg }
+
+// httpStatus is the admin API's answer to a call-control request that
+// ended with err.
+func httpStatus(err error) int {
+	switch refusalCode(err) {
+	case codeNoCall:
+		return http.StatusNotFound
+	case codeConflict:
+		return http.StatusConflict
+	case codeForbidden:
+		return http.StatusForbidden
+	case codeBadRequest:
+		return http.StatusBadRequest
+	}
+	if errors.Is(err, store.ErrUnavailable) {
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusBadGateway
+}
 
 // adminServer is the HTTP side of operations: probes, metrics, call control.
 type adminServer struct {
@@ -104,16 +180,19 @@ func (a *adminServer) authed(next http.Handler) http.Handler {
 }
 
 func (a *adminServer) listCalls(w http.ResponseWriter, r *http.Request) {
-	calls, err := a.calls.List(r.Context())
+	list, err := a.calls.List(r.Context())
 	if err != nil {
 		a.log.Warn("admin: listing calls failed", "error", err)
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
 		return
 	}
-	if calls == nil {
-		calls = []callView{}
+	if list.Partial {
+		a.log.Warn("admin: fleet registry unreachable; listing this instance's calls only", "error", list.Error)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"calls": calls})
+	if list.Calls == nil {
+		list.Calls = []callView{}
+	}
+	writeJSON(w, http.StatusOK, list)
 }
 
 func (a *adminServer) hangup(w http.ResponseWriter, r *http.Request) {
@@ -149,16 +228,11 @@ func (a *adminServer) transfer(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *adminServer) answer(w http.ResponseWriter, err error) {
-	switch {
-	case err == nil:
+	if err == nil {
 		writeJSON(w, http.StatusAccepted, map[string]string{"status": "accepted"})
-	case errors.Is(err, errCallNotFound):
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
-	case errors.Is(err, agent.ErrTransferUnavailable):
-		writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
-	default:
-		writeJSON(w, http.StatusBadGateway, map[string]string{"error": err.Error()})
+		return
 	}
+	writeJSON(w, httpStatus(err), map[string]string{"error": err.Error()})
 }
 
 // readJSON decodes an optional, bounded JSON body.

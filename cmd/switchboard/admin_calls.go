@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/switchboard-voice/switchboard/agent"
@@ -20,15 +22,32 @@ type fleetCalls struct {
 	fleet *fleet
 }
 
-func (f *fleetCalls) List(ctx context.Context) ([]callView, error) {
+// List reads the fleet's registry. When the registry is unreachable it
+// falls back to this instance's own calls and says the list is partial.
+func (f *fleetCalls) List(ctx context.Context) (callList, error) {
 	recs, err := f.fleet.st.ListCalls(ctx)
-	if err != nil {
-		return nil, err
+	partial := errors.Is(err, store.ErrUnavailable)
+	switch {
+	case partial:
+		recs = recs[:0]
+		for _, c := range f.exec.Calls() {
+			recs = append(recs, f.fleet.record(c))
+		}
+		slices.SortFunc(recs, func(a, b store.CallRecord) int { return a.Started.Compare(b.Started) })
+	case err != nil:
+		return callList{}, err
 	}
-	out := make([]callView, 0, len(recs))
+	out := callList{Calls: make([]callView, 0, len(recs)), Partial: partial}
+	if partial {
+		out.Error = err.Error()
+	}
 	for _, c := range recs {
-		out = append(out, callView{ID: c.ID, Instance: c.Instance, Trunk: c.Trunk, From: c.From, To: c.To,
-			State: c.State, Rule: c.Rule, Agent: c.Agent, Transfer: c.Transfer, Started: c.Started})
+		v := callView{ID: c.ID, Instance: c.Instance, Trunk: c.Trunk, From: c.From, To: c.To,
+			State: c.State, Rule: c.Rule, Agent: c.Agent, Transfer: c.Transfer, Started: c.Started}
+		for _, l := range c.LegInfo {
+			v.Legs = append(v.Legs, legView{CallID: l.CallID, Role: l.Role, Target: l.Target, State: l.State})
+		}
+		out.Calls = append(out.Calls, v)
 	}
 	return out, nil
 }
@@ -44,12 +63,40 @@ func (f *fleetCalls) Hangup(ctx context.Context, id, reason string) error {
 func (f *fleetCalls) Transfer(ctx context.Context, id string, req agent.TransferRequest) error {
 	err := f.exec.Transfer(id, req)
 	if errors.Is(err, dialplan.ErrNoCall) {
-		return f.remote(ctx, id, "transfer", map[string]string{"mode": string(req.Mode), "target": req.Target, "context": req.Context})
+		return f.remote(ctx, id, "transfer", transferArgs(req))
 	}
 	return err
 }
 
-// remote asks the instance that owns call id to act on it.
+// headerArg prefixes a transfer's custom headers among a control request's
+// arguments.
+const headerArg = "header:"
+
+// transferArgs and transferRequest carry a transfer request, custom
+// headers included, in a control request's arguments.
+func transferArgs(req agent.TransferRequest) map[string]string {
+	args := map[string]string{"mode": string(req.Mode), "target": req.Target, "context": req.Context}
+	for name, v := range req.Headers {
+		args[headerArg+name] = v
+	}
+	return args
+}
+
+func transferRequest(args map[string]string) agent.TransferRequest {
+	req := agent.TransferRequest{Mode: agent.TransferMode(args["mode"]), Target: args["target"], Context: args["context"]}
+	for k, v := range args {
+		if name, ok := strings.CutPrefix(k, headerArg); ok {
+			if req.Headers == nil {
+				req.Headers = map[string]string{}
+			}
+			req.Headers[name] = v
+		}
+	}
+	return req
+}
+
+// remote asks the instance that owns call id to act on it, and returns its
+// answer: nil, or its refusal with the code that says what kind.
 func (f *fleetCalls) remote(ctx context.Context, id, action string, args map[string]string) error {
 	rec, ok, err := f.fleet.st.GetCall(ctx, id)
 	switch {
@@ -63,7 +110,7 @@ func (f *fleetCalls) remote(ctx context.Context, id, action string, args map[str
 		return fmt.Errorf("instance %s: %w", rec.Instance, err)
 	}
 	if !reply.OK {
-		return fmt.Errorf("instance %s: %s", rec.Instance, reply.Error)
+		return &remoteError{instance: rec.Instance, code: reply.Code, msg: reply.Error}
 	}
 	return nil
 }
@@ -74,6 +121,9 @@ func (g *gateway) adminHandler() (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin token: %w", err)
 	}
+	// The fleet's series are read when scraped, and /metrics is served
+	// here only.
+	g.metrics.watchFleet(g.fleet)
 	a := &adminServer{
 		log:           g.log,
 		token:         token,

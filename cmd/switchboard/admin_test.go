@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/switchboard-voice/switchboard/agent"
+	"github.com/switchboard-voice/switchboard/dialplan"
+	"github.com/switchboard-voice/switchboard/transfer"
 )
 
 type callsStub struct {
@@ -18,8 +21,9 @@ type callsStub struct {
 	transferred []agent.TransferRequest
 }
 
-func (c *callsStub) List(context.Context) ([]callView, error) {
-	return []callView{{ID: "abc", From: "+1555", To: "+1666", State: "answered"}}, nil
+func (c *callsStub) List(context.Context) (callList, error) {
+	return callList{Calls: []callView{{ID: "abc", From: "+1555", To: "+1666", State: "transferring", Transfer: "warm sip:ann@pbx: briefing",
+		Legs: []legView{{CallID: "abc", Role: "caller", State: "on_hold"}, {CallID: "h1", Role: "transfer", Target: "sip:ann@pbx", State: "briefing"}}}}}, nil
 }
 
 func (c *callsStub) Hangup(_ context.Context, id, reason string) error {
@@ -33,6 +37,18 @@ func (c *callsStub) Hangup(_ context.Context, id, reason string) error {
 func (c *callsStub) Transfer(_ context.Context, id string, req agent.TransferRequest) error {
 	if id != "abc" {
 		return errCallNotFound
+	}
+	switch req.Target {
+	case "busy":
+		return dialplan.ErrTransferBusy
+	case "no-agent":
+		return agent.ErrTransferUnavailable
+	case "sip:x@elsewhere":
+		return fmt.Errorf("%w: %s", transfer.ErrNotAllowed, req.Target)
+	case "bad":
+		return fmt.Errorf("%w: transfer: target %q is neither a number nor a sip: URI", dialplan.ErrBadTransfer, req.Target)
+	case "remote-forbidden":
+		return &remoteError{instance: "gw-b", code: codeForbidden, msg: "transfer: target not allowed: x"}
 	}
 	c.transferred = append(c.transferred, req)
 	return nil
@@ -74,11 +90,19 @@ func TestAdminRoutes(t *testing.T) {
 		{"calls need the token", "GET", "/calls", "", "", 401, "bearer token"},
 		{"wrong token", "GET", "/calls", "nope", "", 401, "bearer token"},
 		{"calls", "GET", "/calls", "s3cret", "", 200, `"id":"abc"`},
+		{"calls show the transfer", "GET", "/calls", "s3cret", "", 200, `"transfer":"warm sip:ann@pbx: briefing"`},
+		{"calls show the legs", "GET", "/calls", "s3cret", "", 200, `{"call_id":"h1","role":"transfer","target":"sip:ann@pbx","state":"briefing"}`},
 		{"hangup", "POST", "/calls/abc/hangup", "s3cret", `{"reason":"supervisor"}`, 202, "accepted"},
 		{"hangup unknown call", "POST", "/calls/zzz/hangup", "s3cret", "", 404, "no such call"},
 		{"transfer needs a target", "POST", "/calls/abc/transfer", "s3cret", `{"mode":"cold"}`, 400, "target"},
 		{"transfer bad mode", "POST", "/calls/abc/transfer", "s3cret", `{"mode":"lukewarm","target":"+1"}`, 400, "cold or warm"},
 		{"transfer", "POST", "/calls/abc/transfer", "s3cret", `{"target":"+15550100"}`, 202, "accepted"},
+		{"transfer unknown call", "POST", "/calls/zzz/transfer", "s3cret", `{"target":"+15550100"}`, 404, "no such call"},
+		{"transfer already running", "POST", "/calls/abc/transfer", "s3cret", `{"target":"busy"}`, 409, "already in progress"},
+		{"transfer without an agent", "POST", "/calls/abc/transfer", "s3cret", `{"target":"no-agent"}`, 409, "unavailable"},
+		{"transfer not allowed", "POST", "/calls/abc/transfer", "s3cret", `{"target":"sip:x@elsewhere"}`, 403, "not allowed"},
+		{"transfer bad target", "POST", "/calls/abc/transfer", "s3cret", `{"target":"bad"}`, 400, "bad transfer request"},
+		{"transfer refused by the owner", "POST", "/calls/abc/transfer", "s3cret", `{"target":"remote-forbidden"}`, 403, "instance gw-b: transfer: target not allowed"},
 		{"bad json", "POST", "/calls/abc/hangup", "s3cret", `{`, 400, "invalid JSON"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

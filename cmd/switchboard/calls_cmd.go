@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"text/tabwriter"
 	"time"
 
@@ -47,21 +46,38 @@ func callsCommand() *cli.Command {
 				_, err := c.App.Writer.Write(body)
 				return err
 			}
-			var out struct{ Calls []callView }
+			var out callList
 			if err := json.Unmarshal(body, &out); err != nil {
 				return fmt.Errorf("calls: %w", err)
 			}
-			w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "CALL ID\tINSTANCE\tTRUNK\tFROM\tTO\tSTATE\tRULE\tAGENT\tAGE")
-			for _, v := range out.Calls {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.Instance, v.Trunk, v.From, v.To, v.State, v.Rule, v.Agent,
-					time.Since(v.Started).Round(time.Second))
-			}
-			if err := w.Flush(); err != nil {
-				return err
-			}
-			fmt.Fprintf(os.Stderr, "%d call(s)\n", len(out.Calls))
-			return nil
+			return printCalls(c.App.Writer, c.App.ErrWriter, out, time.Now())
 		},
 	}
+}
+
+// printCalls writes the table of `switchboard calls`, and the count (and a
+// partial list's warning) to errw.
+func printCalls(w, errw io.Writer, list callList, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CALL ID\tINSTANCE\tTRUNK\tFROM\tTO\tSTATE\tRULE\tAGENT\tTRANSFER\tAGE")
+	for _, v := range list.Calls {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.Instance, dash(v.Trunk), v.From, v.To, v.State,
+			dash(v.Rule), dash(v.Agent), dash(v.Transfer), now.Sub(v.Started).Round(time.Second))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if list.Partial {
+		fmt.Fprintf(errw, "warning: the fleet registry is unreachable (%s): these are the calls of this instance only\n", list.Error)
+	}
+	fmt.Fprintf(errw, "%d call(s)\n", len(list.Calls))
+	return nil
+}
+
+// dash stands in for an empty column, so every row reads the same.
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -152,6 +153,9 @@ func LoadConfig(path string, defaults []byte) (*Config, error) {
 	}
 	if errs := cfg.validate(name, defaults); len(errs) > 0 {
 		return nil, errs
+	}
+	if path != "" {
+		cfg.CDR.dir = filepath.Dir(path) // cdr.file: auto lives next to the config
 	}
 	return &cfg, nil
 }

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -55,6 +56,9 @@ type AccessSection struct {
 }
 
 // AdminConfig is the HTTP listener for health, metrics and call control.
+// The bearer token guards everything but /health and /ready (probes) and,
+// with PublicMetrics, /metrics; a listener reachable from other hosts must
+// have one.
 type AdminConfig struct {
 	Listen        string `yaml:"listen"`
 	Token         Secret `yaml:"token"`
@@ -84,10 +88,13 @@ type StoreConfig struct {
 
 // LimitsConfig caps concurrent calls across the fleet.
 type LimitsConfig struct {
-	MaxCalls      int `yaml:"max_calls"`
-	PerTrunk      int `yaml:"per_trunk"`
-	PerNumber     int `yaml:"per_number"`
-	RejectCode    int `yaml:"reject_code"`
+	MaxCalls   int `yaml:"max_calls"`
+	PerTrunk   int `yaml:"per_trunk"`
+	PerNumber  int `yaml:"per_number"`
+	RejectCode int `yaml:"reject_code"`
+	// RetryAfterSec is no longer used (no Retry-After is sent on limit
+	// refusals); it is still accepted so that older files load, with a
+	// warning at start.
 	RetryAfterSec int `yaml:"retry_after"`
 }
 
@@ -98,10 +105,40 @@ type DrainConfig struct {
 	Unregister bool     `yaml:"unregister"`
 }
 
-// CDRConfig says where call records go.
+// CDRConfig says where call records go: the Redis stream <prefix>cdr when
+// the store is Redis, a JSON-lines file otherwise, or both.
 type CDRConfig struct {
-	File   string `yaml:"file"`
-	Stream bool   `yaml:"redis_stream"`
+	// File is the JSON-lines file. "auto" (the default) is cdr.jsonl in
+	// the config file's directory (the working directory with the embedded
+	// defaults), unless the Redis stream takes the records; "" writes no
+	// file; any other path is that file, next to the stream if there is
+	// one.
+	File string `yaml:"file"`
+	// Stream sends the records to the Redis stream when store.type is
+	// redis (ignored with the memory store).
+	Stream bool `yaml:"redis_stream"`
+	// dir is the config file's directory, where "auto" puts the file.
+	dir string
+}
+
+// cdrAuto is cdr.file's default; cdrAutoFile the file it means.
+const (
+	cdrAuto     = "auto"
+	cdrAutoFile = "cdr.jsonl"
+)
+
+// cdrSinks says where the records go with a store of storeType: the file
+// ("" for none; auto when the file was chosen by default) and whether the
+// Redis stream takes them.
+func (c CDRConfig) cdrSinks(storeType string) (file string, auto, stream bool) {
+	stream = c.Stream && storeType == "redis"
+	if c.File != cdrAuto {
+		return c.File, false, stream
+	}
+	if stream {
+		return "", true, true
+	}
+	return filepath.Join(c.dir, cdrAutoFile), true, false
 }
 
 // Secret is a string that never prints: passwords and tokens end up in
@@ -202,15 +239,22 @@ func (c *Config) validateSections(bad func(path, format string, args ...any)) {
 		bad("access.rate_limit", "rates must not be negative")
 	}
 	if c.Admin.Listen != "" {
-		if _, err := netip.ParseAddrPort(c.Admin.Listen); err != nil {
+		ap, err := netip.ParseAddrPort(c.Admin.Listen)
+		switch {
+		case err != nil:
 			bad("admin.listen", "%q is not IP:port (example: 127.0.0.1:8080)", c.Admin.Listen)
+		case !ap.Addr().IsLoopback() && c.Admin.Token == "" && c.Admin.TokenFile == "":
+			// Without a token, call control would be open to anyone who
+			// reaches the port.
+			bad("admin.listen", "%s is reachable from other hosts: set admin.token (or token_file), or listen on 127.0.0.1 "+
+				"(/health and /ready stay open for probes, /metrics too with public_metrics)", ap)
 		}
 	}
 	switch c.Store.Type {
 	case "memory":
 	case "redis":
-		if u, err := url.Parse(string(c.Store.URL)); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
-			bad("store.url", "a redis store needs url: redis://host:port/db (or rediss://)")
+		if !redisURL(string(c.Store.URL)) {
+			bad("store.url", "a redis store needs url: redis://host:port/db (or rediss://, or unix:///path/to/redis.sock)")
 		}
 	default:
 		bad("store.type", "%q is not memory or redis", c.Store.Type)
@@ -226,9 +270,23 @@ func (c *Config) validateSections(bad func(path, format string, args ...any)) {
 	if c.Limits.RejectCode < 400 || c.Limits.RejectCode > 699 {
 		bad("limits.reject_code", "%d is not a SIP error code (486 or 503 are usual)", c.Limits.RejectCode)
 	}
-	if c.CDR.Stream && c.Store.Type != "redis" {
-		bad("cdr.redis_stream", "needs store.type: redis")
+}
+
+// redisURL accepts the URL forms the store connects with: redis:// and
+// rediss:// (Sentinel and Cluster forms included), and unix:// with a
+// socket path.
+func redisURL(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil {
+		return false
 	}
+	switch u.Scheme {
+	case "redis", "rediss":
+		return true
+	case "unix":
+		return u.Path != ""
+	}
+	return false
 }
 
 // trunkSRTP maps each trunk's name to its media encryption policy (validated above).

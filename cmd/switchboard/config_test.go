@@ -69,7 +69,7 @@ func TestConfigErrorsNameFileLineAndProblem(t *testing.T) {
 		{"bad network", "access:\n  allow: [10.0.0.0/33]\n", 2, `"10.0.0.0/33" is not an address or CIDR network`},
 		{"redis without url", "store:\n  type: redis\n", 1, "a redis store needs url"},
 		{"bad admin listen", "admin:\n  listen: localhost:80\n", 2, "is not IP:port"},
-		{"stream without redis", "cdr:\n  redis_stream: true\n", 2, "needs store.type: redis"},
+		{"admin off loopback without a token", "admin:\n  listen: 0.0.0.0:8080\n", 2, "admin.listen: 0.0.0.0:8080 is reachable from other hosts: set admin.token"},
 		{"bad reject code", "limits:\n  reject_code: 200\n", 2, "is not a SIP error code"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,9 +8,12 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
-	"github.com/switchboard-voice/switchboard/agent"
+	"github.com/redis/go-redis/v9"
+
 	"github.com/switchboard-voice/switchboard/dialplan"
 	"github.com/switchboard-voice/switchboard/store"
 )
@@ -28,6 +31,8 @@ type fleet struct {
 	// work runs registry writes off the call goroutines, in order.
 	work chan func(context.Context)
 	done chan struct{}
+	// cdrErrors counts CDRs a sink refused, for metrics.
+	cdrErrors atomic.Uint64
 }
 
 func openFleet(ctx context.Context, cfg *Config, log *slog.Logger) (*fleet, error) {
@@ -38,8 +43,12 @@ func openFleet(ctx context.Context, cfg *Config, log *slog.Logger) (*fleet, erro
 	}
 	f := &fleet{limits: cfg.Limits, failOpen: cfg.Store.OnOutage == "fail_open", log: log,
 		local: store.NewMemory(instance), work: make(chan func(context.Context), 4096), done: make(chan struct{})}
+	file, auto, stream := cfg.CDR.cdrSinks(cfg.Store.Type)
 	switch cfg.Store.Type {
 	case "redis":
+		// go-redis logs through a process-wide logger (swapped atomically
+		// in go-redis); ours takes its lines, in our format.
+		redis.SetLogger(redisLogger{log.With("component", "go-redis")})
 		url, _ := cfg.Store.URL.Value("")
 		r, err := store.NewRedis(ctx, store.RedisOptions{URL: url, Prefix: cfg.Store.Prefix, Instance: instance,
 			HeartbeatInterval: time.Duration(cfg.Store.Heartbeat), TTL: time.Duration(cfg.Store.TTL), Logger: log})
@@ -47,22 +56,46 @@ func openFleet(ctx context.Context, cfg *Config, log *slog.Logger) (*fleet, erro
 			return nil, fmt.Errorf("store: %w", err)
 		}
 		f.st, f.redis = r, r
-		if cfg.CDR.Stream {
+		if stream {
 			f.sinks = append(f.sinks, r)
 		}
 	default:
 		f.st = f.local
 	}
-	if cfg.CDR.File != "" {
-		sink, err := store.OpenJSONL(cfg.CDR.File, store.FsyncEachWrite)
-		if err != nil {
+	if file != "" {
+		sink, err := store.OpenJSONL(file, store.FsyncEachWrite)
+		switch {
+		case err != nil && auto:
+			// Not asked for by name: say so loudly, but run.
+			log.Error("CDRs are not recorded: the default CDR file cannot be opened; set cdr.file", "file", file, "error", err)
+			file = ""
+		case err != nil:
 			f.st.Close()
-			return nil, fmt.Errorf("cdr file: %w", err)
+			return nil, fmt.Errorf("cdr.file: %w", err)
+		default:
+			f.sinks = append(f.sinks, sink)
 		}
-		f.sinks = append(f.sinks, sink)
+	}
+	switch {
+	case len(f.sinks) == 0:
+		log.Warn("CDRs are not recorded: cdr.file is empty and there is no Redis stream")
+	default:
+		log.Info("CDRs", "file", file, "redis_stream", stream)
+	}
+	if cfg.Limits.RetryAfterSec != 0 {
+		log.Warn("limits.retry_after is ignored: no Retry-After is sent on limit refusals; remove it from the config")
 	}
 	go f.run()
 	return f, nil
+}
+
+// redisLogger hands go-redis' printf-style messages to slog at debug level:
+// they are mostly a failed dial per operation during an outage, which the
+// store reports once itself (redis unavailable, heartbeat failed).
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, strings.TrimSpace(fmt.Sprintf(format, v...)))
 }
 
 func (f *fleet) run() {
@@ -98,8 +131,15 @@ func (f *fleet) close() {
 }
 
 func (f *fleet) record(c dialplan.CallSnapshot) store.CallRecord {
-	return store.CallRecord{ID: c.ID, Instance: f.st.Instance(), Trunk: c.Trunk, From: c.From, To: c.To,
+	rec := store.CallRecord{ID: c.ID, Instance: f.st.Instance(), Trunk: c.Trunk, From: c.From, To: c.To,
 		State: string(c.State), Rule: c.Rule, Agent: c.Agent, Transfer: c.Transfer, Started: c.Started, Updated: time.Now()}
+	for _, l := range c.Legs {
+		if l.CallID != "" {
+			rec.Legs = append(rec.Legs, l.CallID)
+		}
+		rec.LegInfo = append(rec.LegInfo, store.LegRecord{CallID: l.CallID, Role: l.Role, Target: l.Target, State: l.State})
+	}
+	return rec
 }
 
 func (f *fleet) callStarted(c dialplan.CallSnapshot) {
@@ -122,7 +162,10 @@ func (f *fleet) callEnded(c dialplan.CallSnapshot, cdr dialplan.CDR) {
 	}
 	if len(f.sinks) > 0 {
 		// The Redis sink queues (bounded, retried); the file sink appends.
-		f.warn("write cdr", f.sinks.Write(context.Background(), body))
+		if err := f.sinks.Write(context.Background(), body); err != nil {
+			f.cdrErrors.Add(1)
+			f.warn("write cdr", err)
+		}
 	}
 }
 
@@ -183,13 +226,12 @@ func (f *fleet) serveControl(ctx context.Context, exec *dialplan.Executor) {
 		case "hangup":
 			err = exec.Hangup(req.CallID, req.Args["reason"])
 		case "transfer":
-			err = exec.Transfer(req.CallID, agent.TransferRequest{Mode: agent.TransferMode(req.Args["mode"]),
-				Target: req.Args["target"], Context: req.Args["context"]})
+			err = exec.Transfer(req.CallID, transferRequest(req.Args))
 		default:
 			err = fmt.Errorf("unknown action %q", req.Action)
 		}
 		if err != nil {
-			return store.ControlReply{ID: req.ID, Error: err.Error()}
+			return store.ControlReply{ID: req.ID, Error: err.Error(), Code: refusalCode(err)}
 		}
 		return store.ControlReply{ID: req.ID, OK: true}
 	})

@@ -58,6 +58,35 @@ func newMetrics() *metrics {
 	return m
 }
 
+// watchFleet adds the fleet's series, read when scraped: the Redis store's
+// health, its CDR outage buffer and the dead instances it reaped, and CDR
+// sink write failures.
+func (m *metrics) watchFleet(f *fleet) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "switchboard_cdr_write_errors_total",
+		Help: "CDRs a sink refused (file write or sync failed, or a closed sink)."}, func() float64 { return float64(f.cdrErrors.Load()) }))
+	r := f.redis
+	if r == nil {
+		return
+	}
+	up := func() float64 {
+		if r.Healthy() {
+			return 1
+		}
+		return 0
+	}
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "switchboard_store_up", Help: "1 while the last ping reached Redis."}, up),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "switchboard_cdr_buffered", Help: "CDRs waiting in memory for Redis (bounded)."},
+			func() float64 { return float64(r.CDRStats().Buffered) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "switchboard_cdr_dropped_total",
+			Help: "CDRs lost: the outage buffer overflowed, Redis refused them, or they were unsent at shutdown."},
+			func() float64 { return float64(r.CDRStats().Dropped) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "switchboard_fleet_instances_reaped_total",
+			Help: "Instances this one found gone without deregistering (each death is counted by one survivor)."},
+			func() float64 { return float64(r.ReapedInstances()) }),
+	)
+}
+
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }

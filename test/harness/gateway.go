@@ -246,3 +246,18 @@ func (g *Gateway) stop(t testing.TB) {
 		t.Logf("harness: gateway pid %d exited after SIGTERM with %s", g.PID, status)
 	}
 }
+
+// WaitExit waits up to timeout for the process to end on its own and
+// returns its exit status (-1 when a signal ended it); ok is false when it
+// is still running.
+func (g *Gateway) WaitExit(timeout time.Duration) (code int, ok bool) {
+	select {
+	case <-g.exited: // g.state is set before exited is closed
+	case <-time.After(timeout):
+		return 0, false
+	}
+	if g.state == nil {
+		return -1, true
+	}
+	return g.state.ExitCode(), true
+}
