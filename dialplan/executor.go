@@ -27,8 +27,11 @@ type Env struct {
 	// Admit takes the call's slots in the concurrency limits before it is
 	// answered: release frees them at hang-up; a non-zero code refuses the
 	// call with that SIP status. Nil admits every call.
-	Admit    func(ctx context.Context, c CallSnapshot) (release func(), code int)
-	Observer Observer // nil: nobody listens
+	Admit func(ctx context.Context, c CallSnapshot) (release func(), code int)
+	// LimitRetryAfter, when positive, goes with a limit refusal as
+	// Retry-After (whole seconds), so carriers back off instead of retrying.
+	LimitRetryAfter time.Duration
+	Observer        Observer // nil: nobody listens
 	// Transfers carries out cold and warm transfers; nil refuses them.
 	Transfers *transfer.Service
 	Ringing   bool
@@ -137,7 +140,7 @@ func (e *Executor) HandleCall(ctx context.Context, call *sip.InboundCall) {
 	if e.env.Admit != nil {
 		release, code := e.env.Admit(ctx, live.snapshot())
 		if code != 0 {
-			e.reject(call, rec, code, "")
+			e.reject(call, rec, code, "", e.env.LimitRetryAfter)
 			rec.reason = EndLimit
 			return
 		}
@@ -389,10 +392,18 @@ func (e *Executor) reoffer(leg *media.Leg, cfg media.AnswerConfig, rec *record, 
 	}
 }
 
-func (e *Executor) reject(call *sip.InboundCall, rec *record, code int, reason string) {
+// reject refuses the call; retryAfter (optional, whole seconds) asks the
+// caller to wait before trying again.
+func (e *Executor) reject(call *sip.InboundCall, rec *record, code int, reason string, retryAfter ...time.Duration) {
 	rec.reason = EndRejected
 	rec.status = code
-	if err := call.Reject(code, reason); err != nil {
+	var err error
+	if len(retryAfter) > 0 && retryAfter[0] >= time.Second {
+		err = call.Reject(code, reason, sip.RetryAfter(retryAfter[0]))
+	} else {
+		err = call.Reject(code, reason)
+	}
+	if err != nil {
 		rec.log.Debug("reject failed", "error", err)
 	}
 }

@@ -3,7 +3,9 @@ package sip
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	sipmsg "github.com/emiago/sipgo/sip"
 )
@@ -73,6 +75,11 @@ func (c HangupCause) Reason() Reason {
 func (r Reason) String() string {
 	text := strings.NewReplacer("\"", "'", "\r", " ", "\n", " ").Replace(r.Text)
 	return fmt.Sprintf("%s;cause=%d;text=\"%s\"", r.Protocol, r.Cause, text)
+}
+
+// RetryAfter is a Retry-After header of d in whole seconds (RFC 3261 §20.33).
+func RetryAfter(d time.Duration) sipmsg.Header {
+	return sipmsg.NewHeader("Retry-After", strconv.Itoa(int(d/time.Second)))
 }
 
 func (r Reason) header() sipmsg.Header { return sipmsg.NewHeader("Reason", r.String()) }

@@ -39,9 +39,10 @@ func TestLimitsTotalAndPerTrunk(t *testing.T) {
 		// second is where the refused call comes from; other, when set, a
 		// source the limit does not cover.
 		second, other string
+		retryAfter    string // the refusal's Retry-After
 	}{
-		{"total", "limits:\n  max_calls: 1\n  reject_code: 486\n", 486, "127.0.0.2", ""},
-		{"per trunk", "limits:\n  per_trunk: 1\n", 503, "127.0.0.1", "127.0.0.2"},
+		{"total", "limits:\n  max_calls: 1\n  reject_code: 486\n", 486, "127.0.0.2", "", ""},
+		{"per trunk", "limits:\n  per_trunk: 1\n  retry_after: 7\n", 503, "127.0.0.1", "127.0.0.2", "7"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -57,6 +58,9 @@ func TestLimitsTotalAndPerTrunk(t *testing.T) {
 			over.Refused(t, res)
 			if res.Code != tc.code {
 				t.Fatalf("second call from %s answered %q, want %d", tc.second, res.StartLine, tc.code)
+			}
+			if got := res.Header("Retry-After"); got != tc.retryAfter {
+				t.Errorf("refusal's Retry-After = %q, want %q", got, tc.retryAfter)
 			}
 			ended := gw.Logs.WaitFor(t, 5*time.Second, func(e harness.Entry) bool {
 				return e.Msg() == "call ended" && e.Str("call_id") == over.D.CallID

@@ -109,14 +109,16 @@ func TestCDRSinkDefaults(t *testing.T) {
 	}
 }
 
-// TestRetryAfterStillLoads: limits.retry_after, no longer used, does not
-// stop older files from loading.
-func TestRetryAfterStillLoads(t *testing.T) {
+// TestRetryAfterLoads: limits.retry_after is read, and must not be negative.
+func TestRetryAfterLoads(t *testing.T) {
 	cfg, err := LoadConfig(writeConfig(t, "limits:\n  retry_after: 30\n"), configs.DefaultGateway())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Limits.RetryAfterSec != 30 {
 		t.Fatalf("retry_after = %d", cfg.Limits.RetryAfterSec)
+	}
+	if _, err := LoadConfig(writeConfig(t, "limits:\n  retry_after: -1\n"), configs.DefaultGateway()); err == nil || !strings.Contains(err.Error(), "limits.retry_after") {
+		t.Fatalf("negative retry_after: %v", err)
 	}
 }

@@ -92,9 +92,7 @@ type LimitsConfig struct {
 	PerTrunk   int `yaml:"per_trunk"`
 	PerNumber  int `yaml:"per_number"`
 	RejectCode int `yaml:"reject_code"`
-	// RetryAfterSec is no longer used (no Retry-After is sent on limit
-	// refusals); it is still accepted so that older files load, with a
-	// warning at start.
+	// RetryAfterSec goes with limit refusals as Retry-After (0: none).
 	RetryAfterSec int `yaml:"retry_after"`
 }
 
@@ -266,6 +264,9 @@ func (c *Config) validateSections(bad func(path, format string, args ...any)) {
 	}
 	if c.Limits.MaxCalls < 0 || c.Limits.PerTrunk < 0 || c.Limits.PerNumber < 0 {
 		bad("limits", "limits must not be negative (0 means no limit)")
+	}
+	if c.Limits.RetryAfterSec < 0 {
+		bad("limits.retry_after", "%d is negative: seconds, or 0 for no Retry-After", c.Limits.RetryAfterSec)
 	}
 	if c.Limits.RejectCode < 400 || c.Limits.RejectCode > 699 {
 		bad("limits.reject_code", "%d is not a SIP error code (486 or 503 are usual)", c.Limits.RejectCode)

@@ -82,9 +82,6 @@ func openFleet(ctx context.Context, cfg *Config, log *slog.Logger) (*fleet, erro
 	default:
 		log.Info("CDRs", "file", file, "redis_stream", stream)
 	}
-	if cfg.Limits.RetryAfterSec != 0 {
-		log.Warn("limits.retry_after is ignored: no Retry-After is sent on limit refusals; remove it from the config")
-	}
 	go f.run()
 	return f, nil
 }

@@ -93,17 +93,18 @@ func runGateway(parent context.Context, cfg *Config, log *slog.Logger) error {
 		return err
 	}
 	g.exec, err = dialplan.NewExecutor(dialplan.Env{
-		Transfers:    transfers,
-		Media:        legCfg,
-		Answer:       answerCfg,
-		Agents:       agents,
-		DefaultAgent: cfg.DefaultAgent,
-		Plans:        plans,
-		Observer:     &observer{m: g.metrics, fleet: g.fleet, log: log},
-		Admit:        g.fleet.admit,
-		Ringing:      cfg.SIP.Ringing,
-		Log:          log,
-		TrunkSRTP:    trunkSRTP(cfg),
+		Transfers:       transfers,
+		Media:           legCfg,
+		Answer:          answerCfg,
+		Agents:          agents,
+		DefaultAgent:    cfg.DefaultAgent,
+		Plans:           plans,
+		Observer:        &observer{m: g.metrics, fleet: g.fleet, log: log},
+		Admit:           g.fleet.admit,
+		LimitRetryAfter: time.Duration(g.cfg.Limits.RetryAfterSec) * time.Second,
+		Ringing:         cfg.SIP.Ringing,
+		Log:             log,
+		TrunkSRTP:       trunkSRTP(cfg),
 	})
 	if err != nil {
 		return fmt.Errorf("dialplan: %w", err)
