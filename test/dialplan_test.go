@@ -133,6 +133,81 @@ func TestGatherInbandTones(t *testing.T) {
 	wantBranch(t, gw, "3", "three.wav")
 }
 
+// gatherPlan collects up to four digits: "12" and "1234" have branches, and
+// each way the gather can end (terminator, inter-digit timeout, max_digits,
+// no input) is told apart by the branch and by when the gateway hangs up.
+const gatherPlan = `prompts: .
+rules:
+  - name: menu
+    default: true
+    actions:
+      - gather:
+          prompt: menu.wav
+          max_digits: 4
+          timeout: 1500ms
+          inter_digit_timeout: 3s
+          retries: 0
+          branches:
+            "12": [{play: one.wav}, hangup]
+            "1234": [{play: two.wav}, hangup]
+          no_input: [{play: three.wav}, hangup]
+          no_match: [hangup]
+`
+
+// TestGatherEndToEnd drives the real call's gather with `switchboard call
+// --dtmf` (RFC 4733 events, 100 ms each, offsets from the answer). The
+// prompt lasts 0.4 s, so the first-digit timeout ends at 1.9 s; the
+// gateway's BYE comes 0.4 s (the branch's prompt) after the gather ends.
+func TestGatherEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: skipped with -short")
+	}
+	t.Parallel()
+	gw, _ := startPlanGateway(t, gatherPlan)
+	for i, tc := range []struct {
+		name, dtmf     string
+		gathered       string // the gather's record in the actions
+		prompt         string // the branch's prompt
+		pressed        string // every key the CDR saw
+		minBye, maxBye time.Duration
+	}{
+		// '#' ends input at once: waiting the 3 s inter-digit timeout
+		// instead would put the BYE at 4.6 s, and '#' kept as a digit would
+		// be no_match.
+		{"terminator", "1@800ms,2@1100ms,#@1400ms", "gather 12", "one.wav", "12#", 1500 * time.Millisecond, 3400 * time.Millisecond},
+		// Two of four digits, then silence: the gather waits the 3 s
+		// inter-digit timeout (BYE at 4.6 s), not the 1.5 s first-digit one.
+		{"inter-digit timeout", "1@800ms,2@1100ms", "gather 12", "one.wav", "12", 4 * time.Second, 8 * time.Second},
+		// The fourth digit ends input without waiting for more.
+		{"max digits", "1@800ms,2@1000ms,3@1200ms,4@1400ms", "gather 1234", "two.wav", "1234", 1500 * time.Millisecond, 3400 * time.Millisecond},
+		{"no input", "", "gather no_input", "three.wav", "", 2 * time.Second, 5 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"--duration", "15s"}
+			if tc.dtmf != "" {
+				args = append(args, "--dtmf", tc.dtmf)
+			}
+			call := runCall(t, gw, args...)
+			ended := waitCount(t, gw, "call ended", i+1)[i]
+			t.Logf("call ended: %s", ended.Line())
+			if r := call.str("ended", "reason"); r != "remote_hangup" {
+				t.Fatalf("the caller ended with %q, want the gateway's BYE:\n%s", r, call.out)
+			}
+			bye := time.Duration(call.num("ended", "duration_ms")) * time.Millisecond
+			if bye < tc.minBye || bye > tc.maxBye {
+				t.Errorf("the gateway hung up %v after answering, want %v to %v", bye, tc.minBye, tc.maxBye)
+			}
+			wantStr(t, ended, "rule", "menu")
+			if actions := ended.Str("actions"); !strings.Contains(actions, tc.gathered+"; play "+tc.prompt+"; hangup") {
+				t.Errorf("actions = %q, want %s then play %s", actions, tc.gathered, tc.prompt)
+			}
+			if got := ended.Str("digits"); got != tc.pressed {
+				t.Errorf("digits = %q, want %q", got, tc.pressed)
+			}
+		})
+	}
+}
+
 // placeCall runs `switchboard call` against the gateway and returns its
 // JSON event output.
 func placeCall(t *testing.T, gw *harness.Gateway, args ...string) string {
