@@ -68,7 +68,13 @@ func startPlanGateway(t *testing.T, plan string) (*harness.Gateway, string) {
 // the branch's prompt played, and the gateway (not the caller) hanging up.
 func wantBranch(t *testing.T, gw *harness.Gateway, digit, prompt string) {
 	t.Helper()
-	ended := gw.Logs.WaitFor(t, 15*time.Second, harness.MsgIs("call ended"))
+	wantNthBranch(t, gw, 1, digit, prompt)
+}
+
+// wantNthBranch is wantBranch for the nth call the gateway ended (from 1).
+func wantNthBranch(t *testing.T, gw *harness.Gateway, n int, digit, prompt string) {
+	t.Helper()
+	ended := waitCount(t, gw, "call ended", n)[n-1]
 	t.Logf("call ended: %s", ended.Line())
 	wantStr(t, ended, "rule", "menu")
 	wantStr(t, ended, "digits", digit)
@@ -80,10 +86,16 @@ func wantBranch(t *testing.T, gw *harness.Gateway, digit, prompt string) {
 
 func runGatherSIPp(t *testing.T, gw *harness.Gateway, scenario string) {
 	t.Helper()
+	runGatherSIPpFile(t, gw, harness.ScenarioPath(t, scenario))
+}
+
+// runGatherSIPpFile runs a scenario given by its absolute path.
+func runGatherSIPpFile(t *testing.T, gw *harness.Gateway, scenario string) {
+	t.Helper()
 	sippPort := harness.FreeUDPPort(t)
 	mediaPort, _ := harness.FreeUDPPortRange(t, 4)
 	stdout, _, code := harness.RunSIPp(t, t.Context(), gw.SIPAddr,
-		"-sf", harness.ScenarioPath(t, scenario), "-s", "+15550100",
+		"-sf", scenario, "-s", "+15550100",
 		"-m", "1", "-l", "1", "-i", "127.0.0.1", "-p", strconv.Itoa(sippPort),
 		"-mp", strconv.Itoa(mediaPort), "-timeout", "30s", "-timeout_error", "-trace_err", "-bind_local")
 	if code != 0 {
@@ -105,8 +117,9 @@ func TestGatherRFC2833FromSIPp(t *testing.T) {
 	wantBranch(t, gw, "1", "one.wav")
 }
 
-// TestGatherSIPInfoFromSIPp: a SIP INFO (application/dtmf-relay) digit
-// chooses the branch.
+// TestGatherSIPInfoFromSIPp: a SIP INFO digit chooses the branch, in both
+// bodies carriers send: application/dtmf-relay (Signal=2) and
+// application/dtmf (the digit alone).
 func TestGatherSIPInfoFromSIPp(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test: skipped with -short")
@@ -114,8 +127,65 @@ func TestGatherSIPInfoFromSIPp(t *testing.T) {
 	harness.SIPpPath(t)
 	t.Parallel()
 	gw, _ := startPlanGateway(t, menuPlan)
-	runGatherSIPp(t, gw, "uac_gather_info.xml")
-	wantBranch(t, gw, "2", "two.wav")
+	for i, tc := range []struct{ scenario, digit, prompt string }{
+		{"uac_gather_info.xml", "2", "two.wav"},
+		{"uac_gather_info_dtmf.xml", "3", "three.wav"},
+	} {
+		t.Run(tc.scenario, func(t *testing.T) {
+			runGatherSIPp(t, gw, tc.scenario)
+			wantNthBranch(t, gw, i+1, tc.digit, tc.prompt)
+		})
+	}
+}
+
+// anyKeyPlan accepts any one key (no terminator) and says so by playing
+// one.wav.
+const anyKeyPlan = `prompts: .
+rules:
+  - name: menu
+    default: true
+    actions:
+      - gather: {prompt: menu.wav, max_digits: 1, timeout: 5s, retries: 0, terminator: "", no_input: [hangup]}
+      - play: one.wav
+      - hangup
+`
+
+// TestGatherRFC2833EveryKeyFromSIPp: each of sip-tester's dtmf_2833_*.pcap
+// captures (0-9, star, pound), replayed by SIPp, is the key the gather
+// collects. The scenario is uac_gather_2833.xml with the capture swapped.
+func TestGatherRFC2833EveryKeyFromSIPp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: skipped with -short")
+	}
+	harness.SIPpPath(t)
+	const pcapDir = "/usr/share/sip-tester/"
+	harness.RequirePcapPlay(t, pcapDir+"dtmf_2833_0.pcap")
+	template, err := os.ReadFile(harness.ScenarioPath(t, "uac_gather_2833.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Parallel()
+	gw, _ := startPlanGateway(t, anyKeyPlan)
+	keys := []struct{ pcap, key string }{
+		{"0", "0"}, {"1", "1"}, {"2", "2"}, {"3", "3"}, {"4", "4"}, {"5", "5"},
+		{"6", "6"}, {"7", "7"}, {"8", "8"}, {"9", "9"}, {"star", "*"}, {"pound", "#"},
+	}
+	dir := t.TempDir()
+	for i, k := range keys {
+		t.Run(k.pcap, func(t *testing.T) {
+			pcap := pcapDir + "dtmf_2833_" + k.pcap + ".pcap"
+			if _, err := os.Stat(pcap); err != nil {
+				t.Fatalf("sip-tester ships %s: %v", pcap, err)
+			}
+			scenario := filepath.Join(dir, "uac_gather_2833_"+k.pcap+".xml")
+			body := strings.ReplaceAll(string(template), pcapDir+"dtmf_2833_1.pcap", pcap)
+			if err := os.WriteFile(scenario, []byte(body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			runGatherSIPpFile(t, gw, scenario)
+			wantNthBranch(t, gw, i+1, k.key, "one.wav")
+		})
+	}
 }
 
 // TestGatherInbandTones: a caller that negotiated no telephone-event sends
