@@ -285,54 +285,103 @@ func placeCall(t *testing.T, gw *harness.Gateway, args ...string) string {
 	return runCall(t, gw, args...).out
 }
 
-// TestDialplanReloadKeepsCallsOnTheirPlan: a plan changed while a call is up
-// leaves that call on the plan it started with and routes the next call by
-// the new one; an invalid file changes nothing.
+// reloadPlan is a one-key menu whose branch jumps to the menu "pick":
+// plans told apart by rule name and by the prompt "pick" plays.
+func reloadPlan(rule, prompt string) string {
+	return fmt.Sprintf(`prompts: .
+rules:
+  - name: %s
+    default: true
+    actions:
+      - gather: {prompt: menu.wav, max_digits: 1, timeout: 10s, retries: 0, branches: {"1": pick}, no_input: [hangup]}
+menus:
+  pick:
+    actions: [{play: %s}, hangup]
+`, rule, prompt)
+}
+
+// TestDialplanReloadKeepsCallsOnTheirPlan: a call waiting in a gather while
+// the plan is replaced goes on, after the reload, to its old plan's menu;
+// the next call follows the new plan; an invalid file changes nothing; and
+// reloads from SIGHUP and from a file change are both counted.
 func TestDialplanReloadKeepsCallsOnTheirPlan(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test: skipped with -short")
 	}
 	t.Parallel()
-	plan := func(rule string) string {
-		return fmt.Sprintf("rules:\n  - name: %s\n    default: true\n    actions: [answer, {agent: echo}]\n", rule)
+	gw, path := startPlanGateway(t, reloadPlan("old", "one.wav"))
+	replace := func(body string, hup bool) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if hup {
+			if err := syscall.Kill(gw.PID, syscall.SIGHUP); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
-	gw, path := startPlanGateway(t, plan("old"))
 
+	// The first call presses 1 four seconds after the answer: after the
+	// reload below, so its jump to "pick" comes after the file has changed.
+	const pressAt = 4 * time.Second
 	first := make(chan string, 1)
 	go func() {
 		callMin, callMax := harness.FreeUDPPortRange(t, 4)
-		out, _ := exec.Command(harness.BuildBinary(t), "call", "--json", "--duration", "3s",
-			"--rtp-ports", fmt.Sprintf("%d-%d", callMin, callMax), "sip:+15550100@"+gw.SIPAddr).CombinedOutput()
+		out, _ := exec.Command(harness.BuildBinary(t), "call", "--json", "--duration", "15s",
+			"--dtmf", "1@"+pressAt.String(), "--rtp-ports", fmt.Sprintf("%d-%d", callMin, callMax),
+			"sip:+15550100@"+gw.SIPAddr).CombinedOutput()
 		first <- string(out)
 	}()
 	gw.Logs.WaitFor(t, 10*time.Second, harness.MsgIs("call received"))
+	received := time.Now()
+	replace(reloadPlan("new", "two.wav"), true)
+	waitCount(t, gw, "dialplan loaded", 2) // the first is the start-up load
+	if took := time.Since(received); took > pressAt-time.Second {
+		t.Fatalf("the reload took %v after the call came in: too late for a digit at %v", took, pressAt)
+	}
+	if n := len(gw.Logs.Filter(harness.MsgIs("call ended"))); n != 0 {
+		t.Fatalf("the first call ended before the reload; the test needs it up")
+	}
 
-	if err := os.WriteFile(path, []byte(plan("new")), 0o600); err != nil {
-		t.Fatal(err)
+	placeCall(t, gw, "--dtmf", "1@800ms", "--duration", "15s")
+	out := <-first
+	byRule := map[string]harness.Entry{}
+	for _, e := range waitCount(t, gw, "call ended", 2) {
+		byRule[e.Str("rule")] = e
 	}
-	if err := syscall.Kill(gw.PID, syscall.SIGHUP); err != nil {
-		t.Fatal(err)
+	if a := byRule["old"].Str("actions"); !strings.Contains(a, "gather 1; goto pick; play one.wav") {
+		t.Errorf("the call up during the reload: actions %q, want its old plan's menu (play one.wav)\n%s", a, out)
 	}
-	// The first "dialplan loaded" is the start-up load.
-	waitCount(t, gw, "dialplan loaded", 2)
-	placeCall(t, gw, "--duration", "500ms")
-	<-first
+	if a := byRule["new"].Str("actions"); !strings.Contains(a, "gather 1; goto pick; play two.wav") {
+		t.Errorf("the call after the reload: actions %q, want the new plan's menu (play two.wav)", a)
+	}
 
 	// An invalid file is refused and routing stays on "new".
-	if err := os.WriteFile(path, []byte("rules:\n  - name: broken\n    actions: [{agent: nobody}]\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Kill(gw.PID, syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
+	replace("rules:\n  - name: broken\n    actions: [{agent: nobody}]\n", true)
 	gw.Logs.WaitFor(t, 5*time.Second, harness.MsgIs("dialplan reload refused"))
 	placeCall(t, gw, "--duration", "500ms")
+	if e := waitCount(t, gw, "call ended", 3)[2]; e.Str("rule") != "new" {
+		t.Errorf("after a refused reload the call took rule %q, want new", e.Str("rule"))
+	}
 
-	ended := waitCount(t, gw, "call ended", 3)
-	// Calls end in order: the long first call ends after the second.
-	got := []string{ended[0].Str("rule"), ended[1].Str("rule"), ended[2].Str("rule")}
-	if got[0] != "new" || got[1] != "old" || got[2] != "new" {
-		t.Errorf("rules by end order = %v, want [new old new] (second call, first call, third call)", got)
+	// A change without SIGHUP is picked up by the watcher (2 s polls, and
+	// the file must hold still for one) and counted like SIGHUP reloads.
+	replace(reloadPlan("newer", "three.wav"), false)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(gw.Logs.Filter(harness.MsgIs("dialplan loaded"))) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the changed file was not reloaded:\n%s", gw.Logs.Text())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	placeCall(t, gw, "--duration", "500ms")
+	if e := waitCount(t, gw, "call ended", 4)[3]; e.Str("rule") != "newer" {
+		t.Errorf("after the file changed the call took rule %q, want newer", e.Str("rule"))
+	}
+	m := gw.Metrics(t)
+	if ok, refused := m[`switchboard_dialplan_reloads_total{result="ok"}`], m[`switchboard_dialplan_reloads_total{result="refused"}`]; ok != 2 || refused != 1 {
+		t.Errorf("reloads counted: ok %v, refused %v; want ok 2 (SIGHUP, file change), refused 1", ok, refused)
 	}
 }
 
