@@ -239,18 +239,20 @@ func TestGatherEndToEnd(t *testing.T) {
 		gathered       string // the gather's record in the actions
 		prompt         string // the branch's prompt
 		pressed        string // every key the CDR saw
+		endedBy        string // the "gather ended" line's
+		durations      string // of the digits collected, in ms, as logged
 		minBye, maxBye time.Duration
 	}{
 		// '#' ends input at once: waiting the 3 s inter-digit timeout
 		// instead would put the BYE at 4.6 s, and '#' kept as a digit would
 		// be no_match.
-		{"terminator", "1@800ms,2@1100ms,#@1400ms", "gather 12", "one.wav", "12#", 1500 * time.Millisecond, 3400 * time.Millisecond},
+		{"terminator", "1@800ms,2@1100ms,#@1400ms", "gather 12", "one.wav", "12#", "terminator", "[100 100]", 1500 * time.Millisecond, 3400 * time.Millisecond},
 		// Two of four digits, then silence: the gather waits the 3 s
 		// inter-digit timeout (BYE at 4.6 s), not the 1.5 s first-digit one.
-		{"inter-digit timeout", "1@800ms,2@1100ms", "gather 12", "one.wav", "12", 4 * time.Second, 8 * time.Second},
+		{"inter-digit timeout", "1@800ms,2@1100ms", "gather 12", "one.wav", "12", "inter_digit_timeout", "[100 100]", 4 * time.Second, 8 * time.Second},
 		// The fourth digit ends input without waiting for more.
-		{"max digits", "1@800ms,2@1000ms,3@1200ms,4@1400ms", "gather 1234", "two.wav", "1234", 1500 * time.Millisecond, 3400 * time.Millisecond},
-		{"no input", "", "gather no_input", "three.wav", "", 2 * time.Second, 5 * time.Second},
+		{"max digits", "1@800ms,2@1000ms,3@1200ms,4@1400ms", "gather 1234", "two.wav", "1234", "max_digits", "[100 100 100 100]", 1500 * time.Millisecond, 3400 * time.Millisecond},
+		{"no input", "", "gather no_input", "three.wav", "", "timeout", "", 2 * time.Second, 5 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := []string{"--duration", "15s"}
@@ -273,6 +275,11 @@ func TestGatherEndToEnd(t *testing.T) {
 			}
 			if got := ended.Str("digits"); got != tc.pressed {
 				t.Errorf("digits = %q, want %q", got, tc.pressed)
+			}
+			g := waitCount(t, gw, "gather ended", i+1)[i]
+			if g.Str("ended_by") != tc.endedBy || g.Str("durations_ms") != tc.durations {
+				t.Errorf("gather ended by %q with durations %q, want %q with %q (the sender holds each key 100 ms)",
+					g.Str("ended_by"), g.Str("durations_ms"), tc.endedBy, tc.durations)
 			}
 		})
 	}
