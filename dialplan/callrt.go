@@ -131,6 +131,11 @@ func (rt *callRuntime) Gather(ctx context.Context, g GatherRequest) (string, err
 		timer = time.After(g.Timeout)
 	}
 	var digits strings.Builder
+	var held []int64 // each digit's duration in ms, for the log
+	done := func(endedBy string) string {
+		rt.rec.log.Info("gather ended", "digits", digits.String(), "durations_ms", held, "ended_by", endedBy)
+		return digits.String()
+	}
 	for {
 		select {
 		case m := <-w.marks:
@@ -142,16 +147,20 @@ func (rt *callRuntime) Gather(ctx context.Context, g GatherRequest) (string, err
 				rt.leg.Clear() // barge-in: the caller knows what to press
 				prompt = ""
 			}
-			if g.Terminator != "" && string(d) == g.Terminator {
-				return digits.String(), nil
+			if g.Terminator != "" && string(d.key) == g.Terminator {
+				return done("terminator"), nil
 			}
-			digits.WriteRune(d)
+			digits.WriteRune(d.key)
+			held = append(held, d.duration.Milliseconds())
 			if digits.Len() >= g.MaxDigits {
-				return digits.String(), nil
+				return done("max_digits"), nil
 			}
 			timer = time.After(g.InterDigitTimeout)
 		case <-timer:
-			return digits.String(), nil
+			if digits.Len() == 0 {
+				return done("timeout"), nil
+			}
+			return done("inter_digit_timeout"), nil
 		case <-ctx.Done():
 			return digits.String(), ctx.Err()
 		}
@@ -273,11 +282,18 @@ func (rt *callRuntime) Reject(ctx context.Context, code int, reason string) erro
 // waiter hears marks and digits while a prompt or gather runs.
 type waiter struct {
 	marks  chan string
-	digits chan rune
+	digits chan pressed
+}
+
+// pressed is one DTMF key and how long it was held (0 when the source does
+// not say, as SIP INFO application/dtmf).
+type pressed struct {
+	key      rune
+	duration time.Duration
 }
 
 func newWaiter() *waiter {
-	return &waiter{marks: make(chan string, 8), digits: make(chan rune, 32)}
+	return &waiter{marks: make(chan string, 8), digits: make(chan pressed, 32)}
 }
 
 func (w *waiter) OnAudio([]int16)     {}
@@ -289,9 +305,9 @@ func (w *waiter) OnMark(name string) {
 	}
 }
 
-func (w *waiter) OnDTMF(d rune, _ time.Duration) {
+func (w *waiter) OnDTMF(d rune, dur time.Duration) {
 	select {
-	case w.digits <- d:
+	case w.digits <- pressed{d, dur}:
 	default: // a caller mashing keys faster than we read loses the excess
 	}
 }

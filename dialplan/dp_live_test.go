@@ -103,7 +103,13 @@ func TestLiveWatchReloadsOnChange(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan struct{})
-	go func() { live.Watch(ctx, 5*time.Millisecond); close(stopped) }()
+	var mu sync.Mutex
+	var reloads []error
+	counted := func() []error { mu.Lock(); defer mu.Unlock(); return append([]error(nil), reloads...) }
+	go func() {
+		live.Watch(ctx, 5*time.Millisecond, func(err error) { mu.Lock(); reloads = append(reloads, err); mu.Unlock() })
+		close(stopped)
+	}()
 	defer func() {
 		cancel()
 		select {
@@ -132,11 +138,24 @@ func TestLiveWatchReloadsOnChange(t *testing.T) {
 	if live.Current() != first {
 		t.Fatal("broken file replaced the plan")
 	}
+	var errs LoadErrors
+	if got := counted(); len(got) != 1 || !errors.As(got[0], &errs) {
+		t.Fatalf("reloads reported after the broken file: %v, want one refusal", got)
+	}
 
 	dpWrite(t, path, dpLivePlan("+3000000"))
 	waitFor("reload", func() bool { return live.Current().Route(Facts{To: "+3000000"}).Name == "main" })
 	if first.Route(Facts{To: "+1000"}).Name != "main" {
 		t.Fatal("old plan changed")
+	}
+	// A touch without a change is no reload.
+	now := time.Now().Add(time.Second)
+	if err := os.Chtimes(path, now, now); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if got := counted(); len(got) != 2 || got[1] != nil {
+		t.Fatalf("reloads reported: %v, want the refusal then one success", got)
 	}
 }
 

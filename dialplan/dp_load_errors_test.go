@@ -117,7 +117,7 @@ var dpLoadErrorCases = []struct {
 		`2:11: rule name "a" is already used by the menu at line 9`,
 		`5:11: rule name "a" is already used by the menu at line 9`}},
 	{"syntax", "rules: [\n", []string{
-		`1:0: invalid YAML: did not find expected node content`}},
+		`1:9: invalid YAML: did not find expected node content at the end of the file`}},
 	{"empty", "", []string{`0:0: the dialplan is empty`}},
 }
 

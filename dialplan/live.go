@@ -70,9 +70,11 @@ func (l *Live) Reload() error {
 
 // Watch polls the file every interval (2 s when not positive) and reloads
 // it when its content changed, once its size and modification time have
-// held still for one interval (an editor may still be writing). It returns
-// when ctx ends.
-func (l *Live) Watch(ctx context.Context, every time.Duration) {
+// held still for one interval (an editor may still be writing). Each reload
+// it attempts ends in reloaded (when not nil) with Reload's result, so the
+// caller counts file-change reloads like SIGHUP ones. It returns when ctx
+// ends.
+func (l *Live) Watch(ctx context.Context, every time.Duration, reloaded func(error)) {
 	if every <= 0 {
 		every = 2 * time.Second
 	}
@@ -83,12 +85,17 @@ func (l *Live) Watch(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			l.poll()
+			if tried, err := l.poll(); tried && reloaded != nil {
+				reloaded(err)
+			}
 		}
 	}
 }
 
-func (l *Live) poll() {
+// poll reloads the file when it changed and held still. tried says whether
+// it attempted a reload; err is that reload's result. A file that vanished
+// is only logged: it may be mid-rename, and the next poll sees it again.
+func (l *Live) poll() (tried bool, err error) {
 	fi, err := os.Stat(l.path)
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -97,24 +104,24 @@ func (l *Live) poll() {
 			l.log.Warn("dialplan file unreadable, keeping the loaded plan", "file", l.path, "error", err)
 			l.seen = fileStamp{size: -1}
 		}
-		return
+		return false, nil
 	}
 	if fi.ModTime().Equal(l.seen.mod) && fi.Size() == l.seen.size {
-		return
+		return false, nil
 	}
 	if !fi.ModTime().Equal(l.pending.mod) || fi.Size() != l.pending.size {
 		l.pending = fileStamp{mod: fi.ModTime(), size: fi.Size()}
-		return // changed since the last poll: wait until it holds still
+		return false, nil // changed since the last poll: wait until it holds still
 	}
 	data, st, err := l.read()
 	if err != nil {
-		return // gone again between stat and read: the next poll sees it
+		return false, nil // gone again between stat and read: the next poll sees it
 	}
 	if st.hash == l.seen.hash {
 		l.seen = st // touched, not changed
-		return
+		return false, nil
 	}
-	_ = l.load(data, st, true) // logged
+	return true, l.load(data, st, true) // logged
 }
 
 // read returns the file's bytes and stamp.

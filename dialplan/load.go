@@ -3,11 +3,11 @@ package dialplan
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -55,7 +55,7 @@ func Load(name string, data []byte, baseDir string, opts LoadOptions) (*Plan, er
 	}
 	var doc yaml.Node
 	if err := unmarshalSafely(data, &doc); err != nil {
-		pl.syntaxError(err)
+		pl.errs = append(pl.errs, yamlSyntaxError(name, data, err))
 		return nil, &pl.errs
 	}
 	pl.document(&doc)
@@ -87,25 +87,16 @@ type digitRef struct {
 	node *yaml.Node
 }
 
+// errYAMLPanic marks a panic of the YAML parser: it has no place in the file.
+var errYAMLPanic = errors.New("the YAML parser failed")
+
 func unmarshalSafely(data []byte, doc *yaml.Node) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("yaml: the YAML parser failed: %v", r)
+			err = fmt.Errorf("yaml: %w: %v", errYAMLPanic, r)
 		}
 	}()
 	return yaml.Unmarshal(data, doc)
-}
-
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
-func (pl *planLoader) syntaxError(err error) {
-	msg := err.Error()
-	e := LoadError{File: pl.file, Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		e.Line, _ = strconv.Atoi(m[1])
-		e.Msg = "invalid YAML: " + m[2]
-	}
-	pl.errs = append(pl.errs, e)
 }
 
 func (pl *planLoader) document(doc *yaml.Node) {

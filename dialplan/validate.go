@@ -2,6 +2,7 @@ package dialplan
 
 import (
 	"cmp"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -47,29 +48,94 @@ func (pl *planLoader) defaults() {
 	}
 }
 
-// reachability reports rules that can never match: after a rule that
-// matches every call, or with the same match as an earlier rule.
+// reachability reports rules that can never match: every call they match
+// is taken first by an earlier rule (see covers), or by a rule that matches
+// every call.
 func (pl *planLoader) reachability() {
 	var catchAll *Rule
-	seen := map[string]*Rule{}
+	var earlier []*Rule // valid non-default rules so far
 	for _, r := range pl.plan.Rules {
-		at := &yaml.Node{Line: r.Line, Column: r.body.col}
-		switch {
-		case r.Default:
-		case catchAll != nil:
-			pl.errf(at, "rule %s can never match: rule %s (line %d) before it matches every call", r.Name, catchAll.Name, catchAll.Line)
-		case seen[r.match.key] != nil:
-			first := seen[r.match.key]
-			pl.errf(at, "rule %s can never match: rule %s (line %d) has the same match", r.Name, first.Name, first.Line)
-		case r.match.key == "":
-			catchAll = r
-		default:
-			seen[r.match.key] = r
+		if r.Default || r.match.broken() {
+			continue
 		}
+		at := &yaml.Node{Line: r.Line, Column: r.body.col}
+		var by *Rule
+		for _, e := range earlier {
+			if covers(&e.match, &r.match) {
+				by = e
+				break
+			}
+		}
+		switch {
+		case by == nil:
+		case by.match.key == "":
+			pl.errf(at, "rule %s can never match: rule %s (line %d) before it matches every call", r.Name, by.Name, by.Line)
+		case by.match.key == r.match.key:
+			pl.errf(at, "rule %s can never match: rule %s (line %d) has the same match", r.Name, by.Name, by.Line)
+		default:
+			pl.errf(at, "rule %s can never match: rule %s (line %d) before it is broader and takes every call it would", r.Name, by.Name, by.Line)
+		}
+		if r.match.key == "" && catchAll == nil {
+			catchAll = r
+		}
+		earlier = append(earlier, r)
 	}
 	if d := pl.plan.Default; catchAll != nil && d != nil {
 		pl.errf(&yaml.Node{Line: d.Line, Column: d.body.col}, "default rule %s is never used: rule %s (line %d) matches every call", d.Name, catchAll.Name, catchAll.Line)
 	}
+}
+
+// broken reports a match with errors of its own: it is neither a catch-all
+// nor comparable with others.
+func (m *matcher) broken() bool { return strings.HasPrefix(m.key, "invalid at ") }
+
+// covers reports whether every call that b matches is surely matched by a:
+// each condition of a holds for every call meeting b's conditions. It errs
+// towards false: a regular expression, header or time window of a is only
+// taken as proven by the identical condition in b (or, for a regex, by b's
+// exact number matching it), never by reasoning about what it matches.
+func covers(a, b *matcher) bool {
+	if !numberCovered(a.to, a.toPrefix, a.toRE, b.to, b.toPrefix, b.toRE) ||
+		!numberCovered(a.from, a.fromPrefix, a.fromRE, b.from, b.fromPrefix, b.fromRE) ||
+		a.trunk != "" && a.trunk != b.trunk {
+		return false
+	}
+	for _, ah := range a.headers {
+		if !slices.ContainsFunc(b.headers, func(bh headerMatch) bool {
+			return strings.EqualFold(ah.name, bh.name) && ah.re.String() == bh.re.String()
+		}) {
+			return false
+		}
+	}
+	if len(a.windows) == 0 {
+		return true
+	}
+	if len(b.windows) == 0 {
+		return false // b holds at any time; a only in its windows
+	}
+	// b holds only inside one of its windows: each must be one of a's.
+	for _, bw := range b.windows {
+		if !slices.ContainsFunc(a.windows, func(aw window) bool { return aw.key() == bw.key() }) {
+			return false
+		}
+	}
+	return true
+}
+
+// numberCovered reports whether a's conditions on one number (exact,
+// prefix, regex; "" or nil when not set) hold whenever b's do.
+func numberCovered(aExact, aPrefix string, aRE *regexp.Regexp, bExact, bPrefix string, bRE *regexp.Regexp) bool {
+	if aExact != "" && aExact != bExact {
+		return false
+	}
+	if aPrefix != "" && !(bExact != "" && strings.HasPrefix(bExact, aPrefix) ||
+		bPrefix != "" && strings.HasPrefix(bPrefix, aPrefix)) {
+		return false
+	}
+	if aRE != nil && !(bRE != nil && aRE.String() == bRE.String() || bExact != "" && aRE.MatchString(bExact)) {
+		return false
+	}
+	return true
 }
 
 // resolve points every goto and named branch at its rule or menu, and

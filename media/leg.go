@@ -14,9 +14,10 @@ import (
 	"github.com/switchboard-voice/switchboard/rtp"
 )
 
-// Sink hears a leg's inbound side. OnAudio and OnDTMF run on the RTP reader
-// goroutine, OnMark on the pacer: each must return quickly, and OnAudio must
-// not keep the frame.
+// Sink hears a leg's inbound side. OnAudio runs on the RTP reader goroutine;
+// OnDTMF runs there too, or on a timer's goroutine for a digit whose end
+// packets were lost (never two OnDTMF at once); OnMark runs on the pacer.
+// Each must return quickly, and OnAudio must not keep the frame.
 type Sink interface {
 	OnAudio(frame []int16)
 	OnDTMF(digit rune, duration time.Duration)
@@ -116,7 +117,11 @@ func (l *Leg) Start(ctx context.Context, neg Negotiated, sink Sink) error {
 	l.readDone = make(chan struct{})
 	l.pacerEnd = make(chan struct{})
 	r := newReceiver(l, enc, neg)
-	go func() { defer close(l.readDone); l.readErr = l.session.ReadLoop(ctx, r.handle) }()
+	go func() {
+		defer close(l.readDone)
+		l.readErr = l.session.ReadLoop(ctx, r.handle)
+		r.stop()
+	}()
 	p := newPacer(l, enc, neg)
 	go func() { defer close(l.pacerEnd); p.run(ctx) }()
 	return nil
@@ -250,15 +255,30 @@ type receiver struct {
 	enc    Encoding
 	pt     uint8
 	tePT   int
-	events *rtp.EventReceiver
 	inband *DTMFDetector // only when no telephone-event was negotiated
 	pcm    [maxPacketSamples]int16
 	frame  [FrameSamples]int16
 	have   int
+
+	// evMu guards the event state below, shared by the reader and evTimer.
+	// Audio never takes it.
+	evMu      sync.Mutex
+	events    *rtp.EventReceiver
+	evTimer   *time.Timer // reports an event whose end packets were all lost
+	evArmed   bool        // evTimer is running
+	lastEvent time.Time   // when the pending event's latest packet arrived
+	stopped   bool        // the reader has ended: report nothing more
 }
 
 // maxPacketSamples bounds one packet's audio: 1500 bytes of G.711.
 const maxPacketSamples = 1500
+
+// eventEndTimeout is how long a pending telephone-event may go without a
+// packet before it is taken as ended, with the duration seen so far. Senders
+// refresh an event every 50 ms or so while the key is held, so silence this
+// long means its end packets (all three) were lost; without it the digit
+// would wait for the next key press, however long that takes.
+const eventEndTimeout = 500 * time.Millisecond
 
 func newReceiver(l *Leg, enc Encoding, neg Negotiated) *receiver {
 	r := &receiver{leg: l, sink: l.sink, enc: enc, pt: neg.Codec.PayloadType, tePT: -1, events: rtp.NewEventReceiver(8000)}
@@ -280,9 +300,7 @@ func (r *receiver) handle(p *pionrtp.Packet) {
 		if err != nil {
 			return
 		}
-		if d, ok := r.events.Push(p.Timestamp, ev); ok {
-			r.sink.OnDTMF(d.Rune, d.Duration)
-		}
+		r.event(p.Timestamp, ev)
 	case p.PayloadType == r.pt:
 		n := Decode(r.enc, r.pcm[:], p.Payload)
 		r.push(r.pcm[:n])
@@ -306,5 +324,57 @@ func (r *receiver) push(pcm []int16) {
 			}
 			r.have = 0
 		}
+	}
+}
+
+// event takes one telephone-event packet and keeps the end timer running
+// while an event is pending.
+func (r *receiver) event(ts uint32, ev rtp.Event) {
+	r.evMu.Lock()
+	defer r.evMu.Unlock()
+	if d, ok := r.events.Push(ts, ev); ok {
+		r.sink.OnDTMF(d.Rune, d.Duration)
+	}
+	if !r.events.Pending() {
+		return
+	}
+	r.lastEvent = time.Now()
+	switch {
+	case r.evTimer == nil:
+		r.evTimer = time.AfterFunc(eventEndTimeout, r.expire)
+	case !r.evArmed:
+		r.evTimer.Reset(eventEndTimeout)
+	}
+	// An armed timer is not reset per packet: expire re-arms itself for
+	// the time left since lastEvent.
+	r.evArmed = true
+}
+
+// expire runs on evTimer: it reports the pending event once no packet of it
+// has come for eventEndTimeout.
+func (r *receiver) expire() {
+	r.evMu.Lock()
+	defer r.evMu.Unlock()
+	r.evArmed = false
+	if r.stopped || !r.events.Pending() {
+		return
+	}
+	if left := eventEndTimeout - time.Since(r.lastEvent); left > 0 {
+		r.evTimer.Reset(left)
+		r.evArmed = true
+		return
+	}
+	if d, ok := r.events.Flush(); ok {
+		r.sink.OnDTMF(d.Rune, d.Duration)
+	}
+}
+
+// stop ends the end timer once the reader has returned.
+func (r *receiver) stop() {
+	r.evMu.Lock()
+	defer r.evMu.Unlock()
+	r.stopped = true
+	if r.evTimer != nil {
+		r.evTimer.Stop()
 	}
 }

@@ -79,10 +79,17 @@ func (r *EventReceiver) Push(ts uint32, ev Event) (Digit, bool) {
 	return prev, hadPrev
 }
 
-// Flush reports an event still open (no end seen), for example after a second without
-// packets; the caller decides when.
+// Flush reports an event still open (no end seen), with the last duration seen. The caller
+// decides when: a packet stream's end packets can all be lost, and nothing else would report
+// the digit until the next event starts.
 func (r *EventReceiver) Flush() (Digit, bool) {
 	return r.take()
+}
+
+// Pending reports whether an event has started and not been reported: its end has not
+// arrived, or arrived while an older digit was being reported. Flush would report it.
+func (r *EventReceiver) Pending() bool {
+	return r.active && !r.reported
 }
 
 // take returns the current event's digit once.

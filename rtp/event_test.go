@@ -241,6 +241,43 @@ func TestEventReceiver(t *testing.T) {
 	}
 }
 
+// TestEventReceiverPending: Pending says whether Flush has a digit to give, which is what a
+// leg waits on before it reports an event whose end packets were all lost.
+func TestEventReceiverPending(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []step
+		want bool
+	}{
+		{"nothing yet", nil, false},
+		{"open press", press(1000, 1, 160, 320), true},
+		{"ended", steps(press(1000, 1, 160), end(1000, 1, 480, 1)), false},
+		{"flushed", steps(press(1000, 1, 160), []step{{flush: true}}), false},
+		{"retransmission after flush", steps(press(1000, 1, 160), []step{{flush: true}}, end(1000, 1, 480, 3)), false},
+		// The end of the second digit came while the first was reported: it is still owed.
+		{"end behind an unfinished digit", steps(press(1000, 1, 160), end(3000, 2, 800, 1)), true},
+		{"next press after a lost end", steps(press(1000, 1, 160), press(3000, 2, 160)), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := NewEventReceiver(8000)
+			for _, st := range tt.in {
+				if st.flush {
+					r.Flush()
+				} else {
+					r.Push(st.ts, st.ev)
+				}
+			}
+			if got := r.Pending(); got != tt.want {
+				t.Fatalf("Pending() = %v, want %v", got, tt.want)
+			}
+			if _, ok := r.Flush(); ok != tt.want {
+				t.Fatalf("Flush() reported %v, want %v", ok, tt.want)
+			}
+		})
+	}
+}
+
 func TestEventReceiverWithSIPpCapture(t *testing.T) {
 	r := NewEventReceiver(8000)
 	var got []Digit

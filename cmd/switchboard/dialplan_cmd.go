@@ -23,14 +23,14 @@ func dialplanCommand() *cli.Command {
 			{
 				Name:      "check",
 				Usage:     "validate a dialplan and list every problem",
-				ArgsUsage: "FILE",
+				ArgsUsage: "[FILE] (default with --config: the config's dialplan)",
 				Flags:     dialplanNameFlags(),
 				Action:    dialplanCheck,
 			},
 			{
 				Name:      "test",
 				Usage:     "route a made-up call and print the actions it would run (no call is placed)",
-				ArgsUsage: "FILE",
+				ArgsUsage: "[FILE] (default with --config: the config's dialplan)",
 				Flags: append(dialplanNameFlags(),
 					&cli.StringFlag{Name: "to", Usage: "called `NUMBER`"},
 					&cli.StringFlag{Name: "from", Usage: "caller `NUMBER`"},
@@ -50,8 +50,9 @@ func dialplanCommand() *cli.Command {
 
 func dialplanNameFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "agents", Usage: "known agent `NAMES`, comma-separated (default: agent names are not checked)"},
-		&cli.StringFlag{Name: "trunks", Usage: "known trunk `NAMES`, comma-separated (default: trunk names are not checked)"},
+		&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "gateway config `FILE`: check agent and trunk names against it (it is validated too)"},
+		&cli.StringFlag{Name: "agents", Usage: "known agent `NAMES`, comma-separated; replaces the config's (default: not checked)"},
+		&cli.StringFlag{Name: "trunks", Usage: "known trunk `NAMES`, comma-separated; replaces the config's (default: not checked)"},
 	}
 }
 
@@ -59,7 +60,10 @@ func dialplanNameFlags() []cli.Flag {
 // ...`): urfave/cli stops reading flags at the first argument.
 func dialplanFlagsAfterFile(c *cli.Context) (*cli.Context, error) {
 	if c.NArg() == 0 {
-		return nil, cli.Exit("give a dialplan FILE", 2)
+		if c.String("config") != "" {
+			return c, nil // the config names the dialplan
+		}
+		return nil, cli.Exit("give a dialplan FILE (or --config GATEWAY.yaml that names one)", 2)
 	}
 	if c.NArg() == 1 {
 		return c, nil
@@ -83,11 +87,15 @@ func dialplanFlagsAfterFile(c *cli.Context) (*cli.Context, error) {
 	return cli.NewContext(c.App, set, c), nil
 }
 
-// dialplanLoad loads FILE, printing every problem.
+// dialplanLoad loads FILE ("" for the --config's dialplan), printing every
+// problem.
 func dialplanLoad(c *cli.Context, file string) (*dialplan.Plan, error) {
-	opts := dialplan.LoadOptions{Agents: dialplanList(c.String("agents")), Trunks: dialplanList(c.String("trunks"))}
+	file, opts, err := dialplanSource(c, file)
+	if err != nil {
+		return nil, err
+	}
 	if opts.Agents == nil {
-		fmt.Fprintln(c.App.Writer, "note: agent names are not checked (give --agents a,b to check them)")
+		fmt.Fprintln(c.App.Writer, "note: agent names are not checked (give --config GATEWAY.yaml, or --agents a,b, to check them)")
 	}
 	plan, err := dialplan.LoadFile(file, opts)
 	if err != nil {
@@ -113,7 +121,7 @@ func dialplanCheck(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.App.Writer, "%s: ok (%d rules, %d menus)\n", file, len(plan.Rules), len(plan.Menus))
+	fmt.Fprintf(c.App.Writer, "%s: ok (%d rules, %d menus)\n", plan.File, len(plan.Rules), len(plan.Menus))
 	return nil
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -151,5 +152,114 @@ func TestDialplanTestShowsTheRuleAndSteps(t *testing.T) {
 		if _, err := runDialplanCLI(t, bad...); dialplanExitCode(err) != 2 {
 			t.Errorf("%v: exit %d (%v), want 2", bad, dialplanExitCode(err), err)
 		}
+	}
+}
+
+// gatewayConfigFor writes a gateway config that runs the dialplan at plan,
+// next to it: agents names the echo agents it defines (the first is the
+// default), extra is appended as YAML.
+func gatewayConfigFor(t *testing.T, plan string, agents []string, extra string) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("agents:\n")
+	for _, a := range agents {
+		fmt.Fprintf(&b, "  %s: {type: echo}\n", a)
+	}
+	fmt.Fprintf(&b, "default_agent: %s\ndialplan: %s\n%s", agents[0], plan, extra)
+	path := filepath.Join(filepath.Dir(plan), "switchboard.yaml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestDialplanCheckAgainstGatewayConfig(t *testing.T) {
+	path := dialplanFixture(t)
+	dir := filepath.Dir(path)
+	trunkPlan := filepath.Join(dir, "trunks.yaml")
+	if err := os.WriteFile(trunkPlan, []byte("rules:\n  - name: carrier\n    match: {trunk: carrier}\n    actions: [hangup]\n"+
+		"  - name: other\n    match: {trunk: other}\n    actions: [hangup]\n  - name: rest\n    default: true\n    actions: [{agent: {name: echo}}]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	trunks := "trunks:\n  - {name: carrier, host: 127.0.0.1}\n"
+	full := gatewayConfigFor(t, path, []string{"echo", "support", "billing", "sales"}, trunks)
+	fullDir := filepath.Dir(full)
+	partial := filepath.Join(t.TempDir(), "partial.yaml")
+	if err := os.WriteFile(partial, []byte("agents:\n  echo: {type: echo}\n  support: {type: echo}\ndefault_agent: echo\n"+trunks), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	broken := filepath.Join(t.TempDir(), "broken.yaml")
+	if err := os.WriteFile(broken, []byte("agents:\n  echo: {type: echo}\n  greeter: {type: prompt, file: "+filepath.Join(fullDir, "missing.wav")+"}\ndefault_agent: echo\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	noPlan := filepath.Join(t.TempDir(), "noplan.yaml")
+	if err := os.WriteFile(noPlan, []byte("agents:\n  echo: {type: echo}\ndefault_agent: echo\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		want   []string // lines (or parts) the output must hold
+		reject []string // text it must not
+	}{
+		{
+			name: "the config's own dialplan, every agent known",
+			args: []string{"check", "--config", full},
+			want: []string{path + ": ok (5 rules, 2 menus)"}, reject: []string{"not checked"},
+		},
+		{
+			name: "FILE after the flag, agents missing from the config",
+			args: []string{"check", path, "--config", partial},
+			code: 1,
+			want: []string{
+				path + `:86:34: unknown agent "billing" (known: echo, support)`,
+				path + `:98:23: unknown agent "sales" (known: echo, support)`,
+			},
+		},
+		{
+			name:   "trunk names come from the config",
+			args:   []string{"check", "--config", full, trunkPlan},
+			code:   1,
+			want:   []string{trunkPlan + `:6:20: unknown trunk "other" (known: carrier)`, "note: checking " + trunkPlan + "; " + full + " runs " + path},
+			reject: []string{`"carrier"`},
+		},
+		{
+			name: "--agents replaces the config's list",
+			args: []string{"check", "--config", full, "--agents", "echo", path},
+			code: 1,
+			want: []string{`unknown agent "support" (known: echo)`},
+		},
+		{
+			name: "an invalid config is reported, not half used",
+			args: []string{"check", "--config", broken, path},
+			code: 1,
+			want: []string{broken + `:3: agents.greeter.file: cannot read`},
+		},
+		{name: "no FILE and none in the config", args: []string{"check", "--config", noPlan}, code: 2},
+		{
+			name: "dialplan test takes the config too",
+			args: []string{"test", "--config", full, "--to", "+1999", "--at", "2026-12-25T10:00"},
+			want: []string{"rule: after-hours (line 65), the default"}, reject: []string{"not checked"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := runDialplanCLI(t, tc.args...)
+			if got := dialplanExitCode(err); got != tc.code {
+				t.Fatalf("exit %d (%v), want %d\n%s", got, err, tc.code, out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			for _, r := range tc.reject {
+				if strings.Contains(out, r) {
+					t.Errorf("output has %q:\n%s", r, out)
+				}
+			}
+		})
 	}
 }

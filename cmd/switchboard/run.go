@@ -77,7 +77,7 @@ func runGateway(parent context.Context, cfg *Config, log *slog.Logger) error {
 			return fmt.Errorf("dialplan %s:\n%w", cfg.Dialplan, err)
 		}
 		plans = g.plans
-		go g.plans.Watch(ctx, 2*time.Second)
+		go g.plans.Watch(ctx, 2*time.Second, g.countReload)
 	}
 	listen := netip.MustParseAddrPort(cfg.SIP.Listen)
 	legCfg, answerCfg, err := mediaConfig(cfg, listen, log)
@@ -245,11 +245,16 @@ func (g *gateway) reload() {
 		g.log.Info("SIGHUP: no dialplan file configured; nothing to reload")
 		return
 	}
-	if err := g.plans.Reload(); err != nil {
-		g.metrics.dialplanReloads.WithLabelValues("refused").Inc()
-		return
+	g.countReload(g.plans.Reload())
+}
+
+// countReload counts one dialplan reload, from SIGHUP or a file change.
+func (g *gateway) countReload(err error) {
+	result := "ok"
+	if err != nil {
+		result = "refused"
 	}
-	g.metrics.dialplanReloads.WithLabelValues("ok").Inc()
+	g.metrics.dialplanReloads.WithLabelValues(result).Inc()
 }
 
 func publicHost(cfg *Config, listen netip.AddrPort) string {
