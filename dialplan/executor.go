@@ -117,11 +117,12 @@ func (e *Executor) observe(f func(Observer)) {
 func (e *Executor) HandleCall(ctx context.Context, call *sip.InboundCall) {
 	e.active.Add(1)
 	rec := &record{start: time.Now(), call: call, log: call.Log.With("from", call.From, "to", call.To, "trunk", call.Trunk)}
-	rec.log.Info("call received", "source", call.Source.String(), "transport", call.Transport)
-
+	// Routed before the log line, so that a call logged as received keeps
+	// the plan it found even if a reload follows at once.
 	plan := e.env.Plans.Current()
 	rule := plan.Route(Facts{To: call.To, From: call.From, Trunk: call.Trunk, CallID: call.CallID, Headers: call.Header, At: rec.start})
 	rec.rule = rule.Name
+	rec.log.Info("call received", "source", call.Source.String(), "transport", call.Transport, "rule", rule.Name)
 
 	runCtx, end := context.WithCancelCause(ctx)
 	live := &liveCall{end: end, snap: CallSnapshot{ID: call.CallID, Trunk: call.Trunk, From: call.From, To: call.To,
