@@ -159,11 +159,12 @@ func TestWaitFailureCauses(t *testing.T) {
 
 // The silence watchdog: no message of any kind for the timeout, with none
 // of the bot's audio left playing, ends the session with ErrBotSilent;
-// marks, media, queued audio, hold and a ringing transfer keep it alive.
+// marks, media, queued audio, the caller speaking, hold and a ringing
+// transfer keep it alive.
 func TestSilenceTimeout(t *testing.T) {
 	const timeout = 250 * time.Millisecond
 	mark := `{"event":"mark","mark":{"name":"tick"}}`
-	media := func(d time.Duration) string {
+	mediaMsg := func(d time.Duration) string {
 		return `{"event":"media","media":{"payload":"` + b64(bytes.Repeat([]byte{0x55}, int(d/time.Millisecond)*8)) + `"}}`
 	}
 	every := func(c started, msg string, n int) { // ends with a send
@@ -185,15 +186,15 @@ func TestSilenceTimeout(t *testing.T) {
 	}{
 		{name: "silent", bot: func(started) {}},
 		{name: "marks-only", bot: func(c started) { every(c, mark, 12) }},
-		{name: "media-only", bot: func(c started) { every(c, media(20*time.Millisecond), 12) }},
+		{name: "media-only", bot: func(c started) { every(c, mediaMsg(20*time.Millisecond), 12) }},
 		{name: "unknown-events", bot: func(c started) { every(c, `{"event":"keepalive"}`, 12) }},
 		{name: "malformed", bot: func(c started) { every(c, `{nope`, 12) }},
 		// One second of audio queued at once plays for a second: the bot is
 		// not silent meanwhile.
-		{name: "audio-playing", bot: func(c started) { c.bot.send(media(time.Second)) }, quiet: time.Second},
+		{name: "audio-playing", bot: func(c started) { c.bot.send(mediaMsg(time.Second)) }, quiet: time.Second},
 		// A clear drops what was playing: silence counts from the clear.
 		{name: "cleared", bot: func(c started) {
-			c.bot.send(media(5 * time.Second))
+			c.bot.send(mediaMsg(5 * time.Second))
 			time.Sleep(timeout / 2)
 			c.bot.send(`{"event":"clear"}`)
 		}},
@@ -208,6 +209,21 @@ func TestSilenceTimeout(t *testing.T) {
 				time.Sleep(2 * timeout)
 			}
 			c.s.OnEvent(agent.Event{Kind: agent.EventTransfer, Transfer: agent.TransferStatus{State: agent.TransferFailed}})
+		}},
+		// The caller talking while the bot listens is not dead air; line
+		// noise is.
+		{name: "caller-speaks", bot: func(c started) {
+			speech := media.Tone(400, media.FrameDuration, 0.3)
+			for range 40 { // 800 ms, over three timeouts
+				c.s.OnAudio(speech)
+				time.Sleep(media.FrameDuration)
+			}
+		}},
+		{name: "caller-noise-only", bot: func(c started) {
+			noise := media.Tone(400, media.FrameDuration, 0.005)
+			for range 5 {
+				c.s.OnAudio(noise)
+			}
 		}},
 		{name: "off", cfg: -1, bot: func(started) {}, never: true},
 	} {

@@ -129,6 +129,11 @@ func (s *session) OnAudio(frame []int16) {
 	if len(frame) == 0 || s.closed.Load() {
 		return
 	}
+	if s.silence > 0 && callerSpeaks(frame) {
+		// A bot says nothing while it listens: only silence on both sides
+		// is dead air.
+		s.quietAtLeast(time.Since(s.started) + s.silence)
+	}
 	var f *mediaFrame
 	select {
 	case f = <-s.free:
@@ -148,6 +153,19 @@ func (s *session) OnAudio(frame []int16) {
 		s.free <- f
 		s.drop()
 	}
+}
+
+// callerSpeechPower is the mean square of a frame that counts as the
+// caller speaking for the silence watchdog: about -36 dBFS, above line and
+// comfort noise.
+const callerSpeechPower = 500 * 500
+
+func callerSpeaks(frame []int16) bool {
+	var sum int64
+	for _, v := range frame {
+		sum += int64(v) * int64(v)
+	}
+	return sum > callerSpeechPower*int64(len(frame))
 }
 
 func (s *session) drop() {
