@@ -42,6 +42,9 @@ type pacer struct {
 	inband    []int16
 	first     bool
 	wasSilent bool
+	// ahead is how far early the pacer's clock runs for the timestamps it
+	// sends, after startNow; it is given back in silence.
+	ahead time.Duration
 }
 
 func newPacer(l *Leg, enc Encoding, neg Negotiated) *pacer {
@@ -97,6 +100,9 @@ func (p *pacer) run(ctx context.Context) {
 		}
 		p.tick()
 		next = next.Add(p.ptime)
+		if p.ahead > 0 && p.wasSilent {
+			next, p.ahead = next.Add(p.ahead), 0
+		}
 		timer.Reset(time.Until(next))
 	}
 }
@@ -105,12 +111,14 @@ func (p *pacer) run(ctx context.Context) {
 // agent streams in real time (little more than those slots is queued):
 // played late, it would delay everything the agent says after it for the
 // rest of the call. A deeper queue is speech sent ahead of time (a TTS
-// burst), which is kept whole.
+// burst), which is kept whole. At most maxShed frames go per stall: after a
+// long one, a short utterance that arrived meanwhile must not vanish whole.
 func (p *pacer) shedStale(missed int) {
-	frames := missed * p.samples / FrameSamples
-	if frames == 0 || p.leg.playout.Buffered() > time.Duration(frames+2)*FrameDuration {
+	stale := missed * p.samples / FrameSamples
+	if stale == 0 || p.leg.playout.Buffered() > time.Duration(stale+2)*FrameDuration {
 		return
 	}
+	frames := min(stale, maxShed)
 	p.carryAt = p.carryN
 	for range frames {
 		if !p.leg.playout.NextFrame(p.carry[:], false) {
@@ -127,19 +135,19 @@ func (p *pacer) canStartEarly() bool {
 		len(p.leg.digits) == 0 && !p.leg.bridged.Load() && p.leg.sending() && p.leg.playout.HasFrame()
 }
 
-// startNow moves the slot due at next to now, and the RTP timestamp back by
-// the same time, so the talkspurt starts at once and its timestamps still
-// follow the wall clock. Only a talkspurt's first packet may move so: it
-// carries the marker, at which receivers re-anchor their playout.
+// startNow moves the slot due at next to now, so the talkspurt starts at
+// once. Its timestamp stays the next one in sequence (moving it back would
+// overlap the silence packet before it, which receivers may drop), so the
+// packets of the talkspurt go out early for their timestamps: a talkspurt's
+// first packet carries the marker, at which receivers re-anchor their
+// playout. The clock is given the time back in the next silence.
 func (p *pacer) startNow(next time.Time) time.Time {
 	now := time.Now()
 	early := next.Sub(now)
 	if early < time.Millisecond {
 		return next
 	}
-	early = min(early, p.ptime)
-	// Subtracting from the unsigned timestamp: unary minus wraps.
-	p.leg.session.SkipSamples(-uint32(early * SampleRate / time.Second))
+	p.ahead = min(p.ahead+early, p.ptime)
 	return now
 }
 
@@ -244,6 +252,9 @@ func (p *pacer) sendDigit() bool {
 	}
 	return true
 }
+
+// maxShed bounds what one stall may drop (100 ms of audio).
+const maxShed = 5
 
 const (
 	digitDuration = 100 * time.Millisecond
