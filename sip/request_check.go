@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"strconv"
 	"strings"
 
 	sipmsg "github.com/emiago/sipgo/sip"
@@ -20,9 +21,17 @@ var singleHeaders = [...]string{"Call-ID", "From", "To", "CSeq", "Max-Forwards",
 // checkRequest applies the checks RFC 3261 §8.2 puts before any method's
 // processing, in its order: version, URI scheme, well-formedness, required
 // extensions, acceptable bodies. ok is true for a request to process.
+//
+// ACK, BYE and CANCEL only get the version check: ACK cannot be answered,
+// and a refused BYE or CANCEL would end the call for the far end but leave
+// it up here until the media timeout.
 func checkRequest(req *sipmsg.Request) (refusal, bool) {
-	if req.SipVersion != "SIP/2.0" {
+	if !strings.EqualFold(req.SipVersion, "SIP/2.0") {
 		return refusal{code: 505, reason: "Version Not Supported"}, false
+	}
+	switch req.Method {
+	case sipmsg.ACK, sipmsg.BYE, sipmsg.CANCEL:
+		return refusal{}, true
 	}
 	switch strings.ToLower(req.Recipient.Scheme) {
 	case "sip", "sips", "tel":
@@ -33,10 +42,6 @@ func checkRequest(req *sipmsg.Request) (refusal, bool) {
 	if req.Recipient.Headers != nil && req.Recipient.Headers.Length() > 0 {
 		return refusal{code: 400, reason: "Bad Request: headers in the Request-URI"}, false
 	}
-	// §20.17: a Date is always in GMT.
-	if d := req.GetHeader("Date"); d != nil && !strings.HasSuffix(strings.TrimSpace(d.Value()), "GMT") {
-		return refusal{code: 400, reason: "Bad Request: Date not in GMT"}, false
-	}
 	for _, name := range singleHeaders {
 		if len(req.GetHeaders(name)) > 1 {
 			return refusal{code: 400, reason: "Bad Request: more than one " + name}, false
@@ -45,9 +50,9 @@ func checkRequest(req *sipmsg.Request) (refusal, bool) {
 	if cseq := req.CSeq(); cseq != nil && cseq.MethodName != req.Method {
 		return refusal{code: 400, reason: "Bad Request: CSeq method does not match"}, false
 	}
-	// §8.2.2.3: we support no extension, so any Require is refused, except
-	// on ACK and CANCEL, which cannot be.
-	if !req.IsAck() && !req.IsCancel() {
+	// §8.2.2.3: we support no extension, so any Require is refused; a method
+	// we do not serve gets its 501 instead (§8.2.1 comes first).
+	if strings.Contains(allowedMethods, string(req.Method)) {
 		var unsupported []string
 		for _, h := range req.GetHeaders("Require") {
 			for opt := range strings.SplitSeq(h.Value(), ",") {
@@ -81,9 +86,25 @@ func acceptsSDP(req *sipmsg.Request) bool {
 			return true
 		}
 		for item := range strings.SplitSeq(h.Value(), ",") {
-			mediaType, _, _ := strings.Cut(item, ";")
+			mediaType, params, _ := strings.Cut(item, ";")
 			switch strings.ToLower(strings.TrimSpace(mediaType)) {
 			case "application/sdp", "application/*", "*/*":
+				if !refusedByQ(params) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// refusedByQ reports whether media-type parameters carry q=0 ("not
+// acceptable", RFC 3261 §20.1 after HTTP).
+func refusedByQ(params string) bool {
+	for p := range strings.SplitSeq(params, ";") {
+		name, value, _ := strings.Cut(strings.TrimSpace(p), "=")
+		if strings.EqualFold(name, "q") {
+			if q, err := strconv.ParseFloat(strings.TrimSpace(value), 64); err == nil && q == 0 {
 				return true
 			}
 		}

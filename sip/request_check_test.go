@@ -27,8 +27,12 @@ func TestCheckRequest(t *testing.T) {
 		{"CSeq of another method", strings.Replace(base, "CSeq: 1 INVITE", "CSeq: 1 OPTIONS", 1) + "Content-Length: 0\r\n\r\n", 400, ""},
 		{"Require", base + "Require: 100rel, timer\r\nContent-Length: 0\r\n\r\n", 420, "Unsupported: 100rel, timer"},
 		{"headers in the Request-URI", strings.Replace(base, "gw.example.com SIP/2.0", "gw.example.com?Route=%3Csip:example.com%3E SIP/2.0", 1) + "Content-Length: 0\r\n\r\n", 400, ""},
-		{"Date in GMT", base + "Date: Fri, 01 Jan 2010 16:00:00 GMT\r\nContent-Length: 0\r\n\r\n", 0, ""},
-		{"Date not in GMT", base + "Date: Fri, 01 Jan 2010 16:00:00 EST\r\nContent-Length: 0\r\n\r\n", 400, ""},
+		{"Date not in GMT (ignored: the gateway does not use Date)", base + "Date: Fri, 01 Jan 2010 16:00:00 EST\r\nContent-Length: 0\r\n\r\n", 0, ""},
+		{"SDP refused with q=0", base + "Accept: application/sdp;q=0, text/plain\r\nContent-Length: 0\r\n\r\n", 406, "Accept: application/sdp"},
+		{"version in lower case", strings.Replace(base, "gw.example.com SIP/2.0", "gw.example.com sip/2.0", 1) + "Content-Length: 0\r\n\r\n", 0, ""},
+		{"BYE with Require and two Call-IDs still ends the call", strings.NewReplacer("INVITE sip:", "BYE sip:", "CSeq: 1 INVITE", "CSeq: 2 BYE").Replace(base) + "Require: timer\r\nCall-ID: c2\r\nContent-Length: 0\r\n\r\n", 0, ""},
+		{"ACK is never refused", strings.NewReplacer("INVITE sip:", "ACK sip:", "CSeq: 1 INVITE", "CSeq: 1 ACK").Replace(base) + "Require: timer\r\nContent-Length: 0\r\n\r\n", 0, ""},
+		{"unknown method gets its 501, not 420", strings.NewReplacer("INVITE sip:", "PUBLISH sip:", "CSeq: 1 INVITE", "CSeq: 1 PUBLISH").Replace(base) + "Require: timer\r\nContent-Length: 0\r\n\r\n", 0, ""},
 		{"Accept without SDP", base + "Accept: text/nonsense\r\nContent-Length: 0\r\n\r\n", 406, "Accept: application/sdp"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -121,6 +121,7 @@ var tortureRFC = map[string][]int{
 	"sdp01":      {406, 415, 488}, // Accept without SDP: refuse the SDP body
 	"badvers":    {505, 400},      // SIP/7.0: 505 Version Not Supported
 	"inv2543":    {480, 400},      // RFC 2543 INVITE: accepted (our plan refuses it) or refused
+	"baddate":    {480, 400},      // non-GMT Date: refused, or processed by an element that ignores Date
 }
 
 // tortureKnown are deviations from RFC 4475 that the gateway (sipgo's
