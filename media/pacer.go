@@ -65,6 +65,9 @@ func (p *pacer) run(ctx context.Context) {
 	defer timer.Stop()
 	holding := false // the slot at next waits for a late frame
 	for {
+		// Audio written now matters before the next tick only to a held
+		// slot or to the start of a talkspurt.
+		p.leg.playout.WakeOnWrite(holding || p.wasSilent)
 		select {
 		case <-ctx.Done():
 			return

@@ -37,8 +37,11 @@ type Playout struct {
 
 	onMark func(string)
 	cap    int // samples
-	// wake gets a token after each write, for a pacer waiting on late audio.
-	wake chan struct{}
+	// wake gets a token after a write while wakeOnWrite is set: a pacer
+	// holding a slot for late audio, or silent, wants the audio at once;
+	// otherwise writes wake nobody (a wake-up per frame per call costs CPU).
+	wake        chan struct{}
+	wakeOnWrite atomic.Bool
 
 	mu      sync.Mutex
 	ring    []int16 // grow-only, up to cap
@@ -68,10 +71,16 @@ func NewPlayout(maxDuration time.Duration, onMark func(name string)) *Playout {
 	return &Playout{onMark: onMark, cap: c, wake: make(chan struct{}, 1)}
 }
 
-// Written signals (coalesced) that audio was queued.
+// Written signals (coalesced) that audio was queued, while WakeOnWrite is on.
 func (p *Playout) Written() <-chan struct{} { return p.wake }
 
+// WakeOnWrite turns the Written signal on or off.
+func (p *Playout) WakeOnWrite(on bool) { p.wakeOnWrite.Store(on) }
+
 func (p *Playout) signal() {
+	if !p.wakeOnWrite.Load() {
+		return
+	}
 	select {
 	case p.wake <- struct{}{}:
 	default:
