@@ -46,7 +46,7 @@ func TestWebSocketBotWiring(t *testing.T) {
 	})
 	gw := harness.StartGateway(t, wsGatewayConfigWith(t, bot.URL,
 		"    token: "+botToken+"\n    headers: {X-Tenant: acme}\n    sip_headers: [X-Customer-Id, X-Absent]\n", noRateLimit))
-	c := harness.DialWith(t, "127.0.0.1", gw.SIPAddr, "X-Customer-Id: cust-42", "X-Other: not-passed")
+	c := harness.Dial(t, "127.0.0.1", gw.SIPAddr, "X-Customer-Id: cust-42", "X-Other: not-passed")
 	bye, err := c.SIP.Await(t, 20*time.Second, false, func(m *harness.SIPMessage) bool { return m.Method == "BYE" })
 	if err != nil {
 		t.Fatalf("no BYE after the bot's hangup: %v", err)

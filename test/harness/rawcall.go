@@ -24,9 +24,10 @@ type RawCall struct {
 	SSRC uint32
 }
 
-// Invite sends the INVITE of a new call from localIP and returns the call
-// and the INVITE's final response (not yet ACKed).
-func Invite(t testing.TB, localIP, gwAddr string) (*RawCall, *SIPMessage) {
+// Invite sends the INVITE of a new call from localIP, with extra header
+// lines ("X-Customer-Id: 42") if given, and returns the call and the
+// INVITE's final response (not yet ACKed).
+func Invite(t testing.TB, localIP, gwAddr string, headers ...string) (*RawCall, *SIPMessage) {
 	t.Helper()
 	rtpConn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(localIP)})
 	if err != nil {
@@ -35,7 +36,7 @@ func Invite(t testing.TB, localIP, gwAddr string) (*RawCall, *SIPMessage) {
 	t.Cleanup(func() { _ = rtpConn.Close() })
 	p := NewRawSIP(t, localIP, gwAddr)
 	c := &RawCall{SIP: p, D: NewDialog(p.Addr(), gwAddr, "fault"), RTP: rtpConn, SSRC: 0x5EED0001, Seq: 1000, TS: 16000}
-	p.Send(t, c.D.Invite(localIP, rtpConn.LocalAddr().(*net.UDPAddr).Port))
+	p.Send(t, c.D.Request("INVITE", headers, OfferSDP(localIP, rtpConn.LocalAddr().(*net.UDPAddr).Port)))
 	res, err := p.Await(t, 10*time.Second, true, IsFinal("INVITE"))
 	if err != nil {
 		t.Fatalf("harness: no final answer to INVITE: %v", err)
@@ -44,9 +45,9 @@ func Invite(t testing.TB, localIP, gwAddr string) (*RawCall, *SIPMessage) {
 }
 
 // Dial places a call from localIP, requires 200 OK and ACKs it.
-func Dial(t testing.TB, localIP, gwAddr string) *RawCall {
+func Dial(t testing.TB, localIP, gwAddr string, headers ...string) *RawCall {
 	t.Helper()
-	c, res := Invite(t, localIP, gwAddr)
+	c, res := Invite(t, localIP, gwAddr, headers...)
 	if res.Code != 200 {
 		t.Fatalf("harness: INVITE answered %q, want 200", res.StartLine)
 	}
