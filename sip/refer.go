@@ -171,7 +171,9 @@ func (s *Server) onNotify(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 		s.respond(tx, req, 481, "Subscription Does Not Exist")
 		return
 	}
-	n, ok := d.(interface{ notifyRefer(*sipmsg.Request) bool })
+	n, ok := d.(interface {
+		notifyRefer(*sipmsg.Request, func()) bool
+	})
 	if !ok {
 		s.respond(tx, req, 481, "Subscription Does Not Exist")
 		return
@@ -181,22 +183,23 @@ func (s *Server) onNotify(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 		s.respond(tx, req, 489, "Bad Event", sipmsg.NewHeader("Allow-Events", "refer"))
 		return
 	}
-	if !n.notifyRefer(req) {
+	if !n.notifyRefer(req, func() { s.respond(tx, req, 200, "OK") }) {
 		s.respond(tx, req, 481, "Subscription Does Not Exist")
-		return
 	}
-	s.respond(tx, req, 200, "OK")
 }
 
-// notifyRefer hands a NOTIFY's sipfrag to the REFER it belongs to.
-func (c *dialogCore) notifyRefer(req *sipmsg.Request) bool {
+// notifyRefer hands a NOTIFY's sipfrag to the REFER it belongs to, after
+// calling accept (which answers 200): the REFER's waiter may hang up at
+// once, and its BYE must not overtake that 200. It reports false, without
+// accepting, for a dialog that sent no REFER.
+func (c *dialogCore) notifyRefer(req *sipmsg.Request, accept func()) bool {
 	_, id := parseEvent(headerValue(req, "Event"))
 	code, reason, _ := ParseSipfrag(req.Body())
 	state := strings.ToLower(strings.TrimSpace(headerValue(req, "Subscription-State")))
 	note := referNote{code: code, reason: reason, terminated: strings.HasPrefix(state, "terminated")}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if !c.referred {
+		c.mu.Unlock()
 		return false
 	}
 	// Without an id the NOTIFY is for the first REFER (RFC 3515 §2.4.6). A
@@ -212,6 +215,8 @@ func (c *dialogCore) notifyRefer(req *sipmsg.Request) bool {
 			to = sub
 		}
 	}
+	c.mu.Unlock()
+	accept()
 	if to != nil {
 		select {
 		case to.notes <- note:
@@ -250,7 +255,9 @@ func (l lingerEntry) onReinvite(req *sipmsg.Request, tx sipmsg.ServerTransaction
 func (l lingerEntry) onInfo(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 	l.c.srv.respond(tx, req, 481, "Call/Transaction Does Not Exist")
 }
-func (l lingerEntry) notifyRefer(req *sipmsg.Request) bool { return l.c.notifyRefer(req) }
+func (l lingerEntry) notifyRefer(req *sipmsg.Request, accept func()) bool {
+	return l.c.notifyRefer(req, accept)
+}
 
 // parseEvent splits an Event header ("refer;id=93809824") into the package
 // name and the id parameter (0 when absent or not a number).
