@@ -42,36 +42,7 @@ func TestBotDown(t *testing.T) {
 
 func TestBotHandshakeHangs(t *testing.T) {
 	checkGoroutines(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	wg.Add(1)
-	go func() { // accepts, reads the request, never answers
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		wg.Wait()
-		mu.Lock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-		mu.Unlock()
-	})
-	a, err := New(Config{URL: "ws://" + ln.Addr().String(), ConnectTimeout: 200 * time.Millisecond})
+	a, err := New(Config{URL: "ws://" + hangingListener(t), ConnectTimeout: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
