@@ -96,6 +96,14 @@ cdr:
 
 // startFleetGateway starts a gateway on free ports with the given extra
 // config sections.
+// startFleetPair starts two gateways sharing one Redis under the test's own
+// key prefix, with extra config for both.
+func startFleetPair(t *testing.T, prefix, extra string) (a, b *harness.Gateway) {
+	t.Helper()
+	cfg := fleetStoreConfig("redis://"+fleetRedisAddr+"/0", prefix) + extra
+	return startFleetGateway(t, cfg), startFleetGateway(t, cfg)
+}
+
 func startFleetGateway(t *testing.T, extra string) *harness.Gateway {
 	t.Helper()
 	sipPort := harness.FreePortPair(t)
@@ -485,9 +493,7 @@ func TestFleetSharedLimitAndCDR(t *testing.T) {
 	fleetSkipShort(t)
 	t.Parallel()
 	rdb, prefix := fleetRedis(t)
-	cfg := fleetStoreConfig("redis://"+fleetRedisAddr+"/0", prefix) + "limits:\n  per_number: 1\n  reject_code: 486\n"
-	a := startFleetGateway(t, cfg)
-	b := startFleetGateway(t, cfg)
+	a, b := startFleetPair(t, prefix, "limits:\n  per_number: 1\n  reject_code: 486\n")
 	instA, instB := fleetInstance(t, a), fleetInstance(t, b)
 	if instA == instB {
 		t.Fatalf("both gateways are instance %q", instA)
@@ -590,9 +596,7 @@ func TestFleetHangupAcrossInstances(t *testing.T) {
 	fleetSkipShort(t)
 	t.Parallel()
 	_, prefix := fleetRedis(t)
-	cfg := fleetStoreConfig("redis://"+fleetRedisAddr+"/0", prefix)
-	a := startFleetGateway(t, cfg)
-	b := startFleetGateway(t, cfg)
+	a, b := startFleetPair(t, prefix, "")
 	instB := fleetInstance(t, b)
 
 	call := startFleetCaller(t, "call on B", b, fleetNumber, 15*time.Second)
@@ -639,9 +643,7 @@ func TestFleetKilledInstanceVanishes(t *testing.T) {
 	fleetSkipShort(t)
 	t.Parallel()
 	_, prefix := fleetRedis(t)
-	cfg := fleetStoreConfig("redis://"+fleetRedisAddr+"/0", prefix)
-	a := startFleetGateway(t, cfg)
-	b := startFleetGateway(t, cfg)
+	a, b := startFleetPair(t, prefix, "")
 	instA := fleetInstance(t, a)
 
 	call := startFleetCaller(t, "call on A", a, fleetNumber, 20*time.Second)
@@ -1069,9 +1071,7 @@ func TestFleetTransferAcrossInstances(t *testing.T) {
 	_, prefix := fleetRedis(t)
 	msgLog := filepath.Join(t.TempDir(), "human.log")
 	target, sippOut, sippCode := fleetHuman(t, "uas_human_noanswer.xml", msgLog)
-	cfg := fleetStoreConfig("redis://"+fleetRedisAddr+"/0", prefix) + "transfer:\n  allow: ['@127.0.0.1']\n  answer_timeout: 4s\n"
-	a := startFleetGateway(t, cfg)
-	b := startFleetGateway(t, cfg)
+	a, b := startFleetPair(t, prefix, "transfer:\n  allow: ['@127.0.0.1']\n  answer_timeout: 4s\n")
 	instB := fleetInstance(t, b)
 
 	call := startFleetCaller(t, "call on B", b, fleetNumber, 15*time.Second, "--from", "+15550100001")
