@@ -52,7 +52,7 @@ func checkRequest(req *sipmsg.Request) (refusal, bool) {
 	}
 	// §8.2.2.3: we support no extension, so any Require is refused; a method
 	// we do not serve gets its 501 instead (§8.2.1 comes first).
-	if strings.Contains(allowedMethods, string(req.Method)) {
+	if serves(req.Method) {
 		var unsupported []string
 		for _, h := range req.GetHeaders("Require") {
 			for opt := range strings.SplitSeq(h.Value(), ",") {

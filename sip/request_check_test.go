@@ -32,6 +32,7 @@ func TestCheckRequest(t *testing.T) {
 		{"version in lower case", strings.Replace(base, "gw.example.com SIP/2.0", "gw.example.com sip/2.0", 1) + "Content-Length: 0\r\n\r\n", 0, ""},
 		{"BYE with Require and two Call-IDs still ends the call", strings.NewReplacer("INVITE sip:", "BYE sip:", "CSeq: 1 INVITE", "CSeq: 2 BYE").Replace(base) + "Require: timer\r\nCall-ID: c2\r\nContent-Length: 0\r\n\r\n", 0, ""},
 		{"ACK is never refused", strings.NewReplacer("INVITE sip:", "ACK sip:", "CSeq: 1 INVITE", "CSeq: 1 ACK").Replace(base) + "Require: timer\r\nContent-Length: 0\r\n\r\n", 0, ""},
+		{"a method named like part of one we serve is still unknown", strings.NewReplacer("INVITE sip:", "INV sip:", "CSeq: 1 INVITE", "CSeq: 1 INV").Replace(base) + "Require: timer\r\nContent-Length: 0\r\n\r\n", 0, ""},
 		{"unknown method gets its 501, not 420", strings.NewReplacer("INVITE sip:", "PUBLISH sip:", "CSeq: 1 INVITE", "CSeq: 1 PUBLISH").Replace(base) + "Require: timer\r\nContent-Length: 0\r\n\r\n", 0, ""},
 		{"Accept without SDP", base + "Accept: text/nonsense\r\nContent-Length: 0\r\n\r\n", 406, "Accept: application/sdp"},
 	} {

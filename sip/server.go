@@ -348,6 +348,17 @@ func (s *Server) screen(handler sipgo.RequestHandler) sipgo.RequestHandler {
 
 const allowedMethods = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, NOTIFY"
 
+// serves reports whether method is one of allowedMethods (a whole name: a
+// substring test would take "INV" for INVITE).
+func serves(method sipmsg.RequestMethod) bool {
+	for m := range strings.SplitSeq(allowedMethods, ", ") {
+		if m == string(method) {
+			return true
+		}
+	}
+	return false
+}
+
 func (s *Server) respond(tx sipmsg.ServerTransaction, req *sipmsg.Request, code int, reason string, headers ...sipmsg.Header) {
 	res := sipmsg.NewResponseFromRequest(req, code, reason, nil)
 	s.decorate(res)
